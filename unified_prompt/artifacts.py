@@ -1,0 +1,166 @@
+"""Run directories and files written atomically.
+
+A run directory holds: config.yaml (resolved, secrets redacted), events.jsonl,
+checkpoints/ (while training), adapter/ (with manifest.json), predictions.jsonl,
+report.md and, last of all, metrics.json: its presence marks a finished run. Every file
+is written to a temporary name and renamed, so a killed run leaves whole files or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.errors import RunDirectoryError
+
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|organi[sz]ation|authorization)",
+                        re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
+                                    for r in rows))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class atomic_dir:  # noqa: N801 - used as a context manager like a function
+    """Build a directory under a temporary name; it appears at `path` only when complete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.tmp is not None
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.path.exists():
+            old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+            os.replace(self.path, old)
+            os.replace(self.tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.path)
+
+
+def redact_secrets(data: Any) -> Any:
+    """A copy with every value under a secret-looking key replaced."""
+    if isinstance(data, dict):
+        return {k: (REDACTED if SECRET_KEY.search(str(k)) and v not in (None, "") else
+                    redact_secrets(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact_secrets(v) for v in data]
+    return data
+
+
+class RunDir:
+    """One run's output folder and the rules for creating, resuming and finishing it."""
+
+    CONFIG = "config.yaml"
+    METRICS = "metrics.json"
+    EVENTS = "events.jsonl"
+    PREDICTIONS = "predictions.jsonl"
+    REPORT = "report.md"
+    ADAPTER = "adapter"
+    CHECKPOINTS = "checkpoints"
+    STATE = "state.json"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def finished(self) -> bool:
+        return self.file(self.METRICS).exists()
+
+    def prepare(self, config_yaml: str, *, resume: bool) -> bool:
+        """Create or reopen the folder; returns True when resuming an unfinished run."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"--out {self.path} exists and is not a directory")
+        existing = self.file(self.CONFIG)
+        if self.path.exists() and any(self.path.iterdir()):
+            if not existing.exists():
+                raise RunDirectoryError(
+                    f"--out {self.path} is not empty and holds no run; choose another folder")
+            if not resume:
+                what = "a finished run" if self.finished else "an unfinished run (add --resume)"
+                raise RunDirectoryError(f"--out {self.path} already holds {what}")
+            if existing.read_text(encoding="utf-8") != config_yaml:
+                raise RunDirectoryError(
+                    f"--resume: the spec differs from the one in {existing}; a resumed run must "
+                    "use the same spec (compare the files, or start a new --out)")
+            self._repair_events()
+            return True
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(existing, config_yaml)
+        return False
+
+    def _repair_events(self) -> None:
+        """Drop a half-written last line left by a killed process."""
+        path = self.file(self.EVENTS)
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data[: data.rfind(b"\n") + 1]
+            atomic_write_text(path, keep.decode("utf-8"))
+
+    def log_event(self, kind: str, **data: Any) -> None:
+        line = json.dumps({"time": round(time.time(), 3), "type": kind, **data},
+                          ensure_ascii=False, default=str)
+        with self.file(self.EVENTS).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.file(self.EVENTS)
+        if not path.exists():
+            return []
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+    def read_state(self) -> dict[str, Any]:
+        path = self.file(self.STATE)
+        return read_json(path) if path.exists() else {}
+
+    def write_state(self, **updates: Any) -> None:
+        state = self.read_state()
+        state.update(updates)
+        atomic_write_json(self.file(self.STATE), state)

@@ -1,0 +1,305 @@
+"""The contract between the core and a framework backend.
+
+A backend adds framework primitives only: load a model, score label words, generate,
+open a training session (forward/backward/step; the loop itself is the core's), save and
+load adapters, run hosted jobs. Everything else (templates, data, the run loop, metrics,
+run directories, search) is the core's and is the same for every framework.
+
+Backend modules must not import their framework at module import time: `unified-prompt
+backends` and `validate` read the class attributes below without loading torch or paddle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from unified_prompt.errors import CapabilityError, ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from unified_prompt.config import BudgetSpec, HostedSpec, TrainSpec
+    from unified_prompt.jobs import Job
+    from unified_prompt.prompts.segments import Rendered, Soft
+    from unified_prompt.prompts.verbalizer import WordScores
+
+Progress = Callable[[int], None]
+"""Called with the number of examples just finished, so the core can draw progress bars."""
+
+
+class ModelKind(str, Enum):
+    CAUSAL = "causal"
+    MASKED = "masked"
+    CHAT = "chat"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the runner and search check these before starting work."""
+
+    score: bool = True
+    exact_multi_token: bool = True
+    top_logprobs_limit: int | None = None
+    generate: bool = True
+    methods: frozenset[str] = frozenset()
+    adapters: bool = False
+    top_tokens: bool = False
+    token_gradients: bool = False
+    hosted_finetune: frozenset[str] = frozenset()
+    model_kinds: frozenset[ModelKind] = frozenset({ModelKind.CAUSAL})
+    notes: tuple[str, ...] = ()
+
+    def supports_method(self, method: str) -> bool:
+        if method == "none":
+            return True
+        if method == "hosted":
+            return bool(self.hosted_finetune)
+        return method in self.methods
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score, "exact_multi_token": self.exact_multi_token,
+            "top_logprobs_limit": self.top_logprobs_limit, "generate": self.generate,
+            "methods": sorted(self.methods), "adapters": self.adapters,
+            "top_tokens": self.top_tokens, "token_gradients": self.token_gradients,
+            "hosted_finetune": sorted(self.hosted_finetune),
+            "model_kinds": sorted(k.value for k in self.model_kinds), "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a loaded model that go into metrics.json and adapter manifests."""
+
+    name: str
+    kind: ModelKind
+    total_params: int | None = None
+    checksum: str | None = None
+    tokenizer_checksum: str | None = None
+    vocab_size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ("\n",)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    """One training example, already rendered by the core."""
+
+    prompt: Rendered
+    label: int | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """Everything a backend needs to build a training session for one method.
+
+    Classification trains label scores (word log-probs reduced by `word_score`, then
+    log-sum-exp over each label's words, then cross-entropy), exactly the arithmetic of
+    `Verbalizer.label_scores`; generation trains the target's tokens after the mask.
+    """
+
+    method: TrainSpec
+    task: Literal["classification", "generation"]
+    seed: int
+    words: tuple[str, ...] = ()
+    word_label: tuple[int, ...] = ()
+    n_labels: int = 0
+    word_score: Literal["sum", "mean"] = "sum"
+    soft_slots: tuple[Soft, ...] = ()
+    total_steps: int = 0
+    work_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class HostedJobRequest:
+    """A hosted fine-tuning job, with its data already converted and validated by the core."""
+
+    spec: HostedSpec
+    model: str
+    training_file: Path
+    validation_file: Path | None
+    run_token: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class WorkPlan:
+    """What a run will ask of a backend, counted before anything is spent (--dry-run)."""
+
+    model: str
+    score_prompts: int = 0
+    words: int = 0
+    generate_prompts: int = 0
+    prompt_chars: int = 0
+    max_new_tokens: int = 0
+    train_examples: int = 0
+    train_chars: int = 0
+    hosted_training: bool = False
+
+
+class TrainSession(ABC):
+    """A model being trained. The core's loop calls these; the backend owns the tensors."""
+
+    model: Any
+    trainable_params: int
+    total_params: int
+
+    @abstractmethod
+    def forward_backward(self, batch: Sequence[TrainItem], weight: float = 1.0) -> float:
+        """Accumulate gradients of `weight * mean loss(batch)`; return the mean loss."""
+
+    @abstractmethod
+    def optimizer_step(self, lr: float, max_grad_norm: float | None) -> float | None:
+        """Clip, step AdamW at `lr`, zero gradients; return the pre-clip gradient norm."""
+
+    @abstractmethod
+    def loss(self, batch: Sequence[TrainItem]) -> float:
+        """Mean loss without gradients (same arithmetic as forward_backward)."""
+
+    @abstractmethod
+    def trainable_state(self) -> dict[str, np.ndarray]:
+        """Trainable weights as float32 numpy arrays under framework-neutral names.
+
+        Names and layouts are the same on every backend, so one initialisation (drawn once)
+        can be loaded into two frameworks and adapters convert by renaming alone:
+          prompt_tuning  soft.{slot}                      (n_tokens, hidden)
+          p_tuning       soft.{slot}.embedding            (n_tokens, hidden)
+                         soft.{slot}.encoder.{param}      torch layout: Linear (out, in)
+          prefix_tuning  prefix.embedding                 (n_tokens, layers * 2 * hidden)
+                         prefix.{param}                   projection, torch layout
+          lora           lora.{module}.A (r, in)  lora.{module}.B (out, r)
+                         {module} is the Hugging Face module path, e.g.
+                         model.layers.0.self_attn.q_proj
+          full           the Hugging Face parameter names, torch layout (Linear (out, in))
+        """
+
+    @abstractmethod
+    def load_trainable_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    @abstractmethod
+    def save_checkpoint(self, path: Path) -> None:
+        """Trainable weights and optimizer state, enough to resume bit-for-bit."""
+
+    @abstractmethod
+    def load_checkpoint(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def save_adapter(self, path: Path) -> None:
+        """The backend's native adapter files (the core adds manifest.json beside them)."""
+
+    def train_mode(self, training: bool) -> None:  # noqa: B027 - optional hook
+        """Switch dropout etc. on or off around the core's dev evaluations."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release memory held by the session."""
+
+
+class BackendOptions(BaseModel):
+    """Base for each backend's options model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Backend(ABC):
+    """One framework. Subclasses set `name`, `capabilities` and `Options`."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    def __init__(self, options: BackendOptions | dict[str, Any] | None = None) -> None:
+        if options is None or isinstance(options, dict):
+            options = self.parse_options(options or {})
+        self.options = options
+
+    @classmethod
+    def parse_options(cls, raw: dict[str, Any]) -> BackendOptions:
+        try:
+            return cls.Options.model_validate(raw)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                key = ".".join(["backend", "options", cls.name, *map(str, err["loc"])])
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append((key, msg))
+            text = "\n  ".join(f"{k}: {m}" for k, m in problems)
+            raise ConfigError(f"invalid options for backend {cls.name!r}\n  {text}",
+                              problems=problems) from None
+
+    # -- models ----------------------------------------------------------------------
+    @abstractmethod
+    def load_model(self, ref: str) -> Any:
+        """A model handle from an alias, a local folder or a hosted model id."""
+
+    @abstractmethod
+    def model_info(self, model: Any) -> ModelInfo: ...
+
+    # -- inference -------------------------------------------------------------------
+    def score(self, model: Any, prompts: Sequence[Rendered], words: Sequence[str], *,
+              batch_size: int = 16, progress: Progress | None = None) -> WordScores:
+        """Log-prob of each word at each prompt's mask: shape (len(prompts), len(words))."""
+        raise self.missing("score")
+
+    def generate(self, model: Any, prompts: Sequence[Rendered], params: GenerationParams, *,
+                 batch_size: int = 16, progress: Progress | None = None) -> list[str]:
+        """Text generated after each prompt's mask (or end), stop strings removed."""
+        raise self.missing("generate")
+
+    def top_tokens(self, model: Any, prompts: Sequence[Rendered], k: int, *,
+                   batch_size: int = 16) -> list[list[tuple[str, float]]]:
+        """The k most likely next tokens at each mask with log-probs (verbalizer search)."""
+        raise self.missing("top_tokens")
+
+    # -- training --------------------------------------------------------------------
+    def start_training(self, model: Any, setup: TrainSetup) -> TrainSession:
+        raise self.missing(f"training ({setup.method.method})")
+
+    def load_adapter(self, model: Any, path: Path) -> Any:
+        """`model` with the adapter saved at `path` applied (a new handle)."""
+        raise self.missing("adapters")
+
+    # -- hosted jobs -----------------------------------------------------------------
+    def create_hosted_job(self, request: HostedJobRequest) -> str:
+        """Upload files and create the job; returns its id (the core persists it)."""
+        raise self.missing("hosted fine-tuning")
+
+    def hosted_job(self, job_id: str) -> Job:
+        raise self.missing("hosted fine-tuning")
+
+    def find_hosted_job(self, run_token: str) -> str | None:
+        """A job created earlier for this run token, so a resume never pays twice."""
+        return None
+
+    # -- cost ------------------------------------------------------------------------
+    def estimate(self, plan: WorkPlan) -> dict[str, Any]:
+        """Requests, tokens and cost the plan would spend (local backends spend nothing)."""
+        return {"requests": 0, "cost_usd": 0.0, "note": "runs locally"}
+
+    def usage(self) -> dict[str, Any]:
+        """Requests, tokens and cost spent so far (hosted backends); empty when local."""
+        return {}
+
+    def set_budget(self, budget: BudgetSpec) -> None:  # noqa: B027 - optional hook
+        """Hosted backends stop before a request would exceed the budget."""
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free models, sessions, connection pools."""
+
+    def missing(self, what: str) -> CapabilityError:
+        return CapabilityError(f"backend {self.name!r} cannot do {what}")

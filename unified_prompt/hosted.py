@@ -1,0 +1,45 @@
+"""Training files for hosted fine-tuning, built from the same prompts every backend sees."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from unified_prompt.config import ExperimentSpec
+from unified_prompt.data.example import Example
+from unified_prompt.data.hosted_format import chat_example, dpo_example, write_training_file
+from unified_prompt.data.resolve import Splits
+from unified_prompt.prompts.builder import PromptBuilder
+
+
+def _rows(spec: ExperimentSpec, builder: PromptBuilder, examples: list[Example]) -> list[dict]:
+    kind = getattr(spec.finetune, "kind", "supervised")
+    prompts = [p.prefix_text() for p in builder.render(examples)]
+    answers = [builder.answer(ex) for ex in examples]
+    if kind == "supervised":
+        return [chat_example(p, a) for p, a in zip(prompts, answers)]
+    rng = random.Random(spec.train_seed())
+    rows = []
+    for i, (p, a, ex) in enumerate(zip(prompts, answers, examples)):
+        if builder.verbalizer is not None:
+            others = [builder.verbalizer.answer(lab) for lab in builder.verbalizer.labels
+                      if lab != ex.label]
+        else:
+            others = [answers[j] for j in range(len(answers)) if j != i and answers[j] != a]
+        rows.append(dpo_example(p, a, rng.choice(others)))
+    return rows
+
+
+def hosted_training_files(spec: ExperimentSpec, builder: PromptBuilder, splits: Splits,
+                          folder: Path) -> tuple[Path, Path | None]:
+    """Write and validate train (and validation) JSONL; raises DataError before any upload."""
+    kind = getattr(spec.finetune, "kind", "supervised")
+    limit = getattr(spec.finetune, "train_limit", None)
+    train = splits.train[:limit] if limit else splits.train
+    train_path = Path(folder) / f"train.{kind}.jsonl"
+    write_training_file(train_path, _rows(spec, builder, train), kind)
+    val_path = None
+    if getattr(spec.finetune, "validation", False) and splits.dev:
+        val_path = Path(folder) / f"validation.{kind}.jsonl"
+        write_training_file(val_path, _rows(spec, builder, splits.dev[:500]), kind)
+    return train_path, val_path

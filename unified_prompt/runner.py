@@ -1,0 +1,518 @@
+"""The experiment algorithm, written once: zero-shot, few-shot in context, train then
+evaluate, predict; classification and generation; local training and hosted jobs.
+
+    result = Experiment.from_yaml("examples/sentiment.yaml").run(backend="paddle")
+
+The CLI is a thin layer over this: `unified-prompt run` prints the same RunResult.
+"""
+
+from __future__ import annotations
+
+import resource
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.adapters import write_manifest
+from unified_prompt.artifacts import (RunDir, atomic_dir, atomic_write_json, atomic_write_jsonl,
+                                      atomic_write_text, read_json, redact_secrets)
+from unified_prompt.backend import Backend, GenerationParams, TrainSetup, WorkPlan
+from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, load_spec
+from unified_prompt.data.example import Example
+from unified_prompt.data.resolve import Splits, load_splits
+from unified_prompt.errors import CapabilityError, JobFailedError, UnifiedPromptError
+from unified_prompt.jobs import JobCancelled, JobEvent, LocalJob
+from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
+from unified_prompt.progress import bar
+from unified_prompt.prompts.builder import PromptBuilder
+from unified_prompt.prompts.calibration import calibrate, label_prior
+from unified_prompt.prompts.segments import Rendered
+from unified_prompt.prompts.verbalizer import WordScores, log_softmax
+from unified_prompt.registry import create_backend
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+@dataclass
+class RunResult:
+    """What a run produced; `metrics` is exactly what metrics.json holds."""
+
+    metrics: dict[str, Any]
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    plan: dict[str, Any] | None = None
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return dict(self.metrics.get("metrics", {}))
+
+    def summary(self) -> str:
+        m = self.metrics
+        if self.plan is not None:
+            lines = [f"dry run: {m.get('backend')} / {m.get('model')} / {m.get('method')}"]
+            lines += [f"  {k}: {v}" for k, v in self.plan.items()]
+            return "\n".join(lines)
+        scores = "  ".join(f"{k}={v:.4f}" for k, v in self.scores.items())
+        lines = [f"{m['backend']} / {m['model']} / {m['method']} on {m['task']} "
+                 f"{m.get('dataset') or ''} {m['split']} (n={m['n_examples']})".replace("  ", " "),
+                 f"  {scores}",
+                 f"  trainable {m['trainable_params']:,} of {m['total_params'] or 0:,} params; "
+                 f"train {m['train_seconds']:.1f}s, eval {m['eval_seconds']:.1f}s; "
+                 f"peak RSS {m.get('peak_rss_mb', 0):.0f} MB"]
+        if m.get("usage"):
+            lines.append("  usage: " + ", ".join(f"{k}={v}" for k, v in m["usage"].items()))
+        if self.run_dir:
+            lines.append(f"  run directory: {self.run_dir}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": self.metrics, "run_dir": str(self.run_dir) if self.run_dir else None}
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class Evaluator:
+    """Scores or generates for a list of examples with one backend and model."""
+
+    def __init__(self, backend: Backend, builder: PromptBuilder, spec: ExperimentSpec,
+                 progress: bool | None = None) -> None:
+        self.backend = backend
+        self.builder = builder
+        self.spec = spec
+        self.progress = progress
+        self._prior = None
+
+    # -- primitives with progress ----------------------------------------------------
+    def word_scores(self, model: Any, prompts: Sequence[Rendered], desc: str) -> WordScores:
+        assert self.builder.verbalizer is not None
+        with bar(len(prompts), desc, self.progress) as pb:
+            return self.backend.score(model, prompts, self.builder.verbalizer.flat_words,
+                                      batch_size=self.spec.eval.batch_size, progress=pb.update)
+
+    def label_scores(self, model: Any, prompts: Sequence[Rendered], desc: str = "score"):
+        """(n, labels) label log-scores, from word scores, or parsed generations when the
+        backend cannot score."""
+        import numpy as np
+
+        verbalizer = self.builder.verbalizer
+        assert verbalizer is not None
+        if not self.backend.capabilities.score:
+            texts = self.generate(model, prompts, desc, max_new_tokens=16)
+            out = np.full((len(prompts), len(verbalizer.labels)), -1e9)
+            for i, text in enumerate(texts):
+                label = verbalizer.parse(text)
+                if label is not None:
+                    out[i, verbalizer.label_index(label)] = 0.0
+            return out
+        scores = self.word_scores(model, prompts, desc)
+        return verbalizer.label_scores(scores, self.spec.prompt.word_score)
+
+    def generate(self, model: Any, prompts: Sequence[Rendered], desc: str,
+                 max_new_tokens: int | None = None) -> list[str]:
+        params = GenerationParams(max_new_tokens=max_new_tokens or self.spec.eval.max_new_tokens,
+                                  seed=self.spec.seed)
+        with bar(len(prompts), desc, self.progress) as pb:
+            return self.backend.generate(model, prompts, params,
+                                         batch_size=self.spec.eval.batch_size, progress=pb.update)
+
+    # -- whole evaluations -----------------------------------------------------------
+    def classify(self, model: Any, examples: Sequence[Example], desc: str = "eval",
+                 metric_names: Sequence[str] | None = None
+                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        import numpy as np
+
+        verbalizer = self.builder.verbalizer
+        assert verbalizer is not None
+        prompts = self.builder.render(examples)
+        scores = self.label_scores(model, prompts, desc)
+        method = self.spec.prompt.calibration.method
+        if method == "contextual":
+            ref = self.label_scores(model, self.builder.content_free(), "calibrate")
+            scores = calibrate(scores, label_prior(ref))
+        elif method == "batch":
+            scores = calibrate(scores, label_prior(scores))
+        else:
+            scores = log_softmax(scores)
+        pred_idx = np.argmax(scores, axis=1)
+        preds = [verbalizer.labels[i] for i in pred_idx]
+        gold = [ex.label or "" for ex in examples]
+        metrics = classification_metrics(gold, preds, verbalizer.labels,
+                                         metric_names or self.spec.metrics)
+        probs = np.exp(scores)
+        rows = [{"id": ex.id, "label": ex.label, "prediction": p, "correct": ex.label == p,
+                 "scores": {lab: round(float(probs[i, j]), 6)
+                            for j, lab in enumerate(verbalizer.labels)}}
+                for i, (ex, p) in enumerate(zip(examples, preds))]
+        return metrics, rows
+
+    def generate_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
+                      metric_names: Sequence[str] | None = None
+                      ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        prompts = self.builder.render(examples)
+        hyps = [h.strip() for h in self.generate(model, prompts, desc)]
+        refs = [ex.target or "" for ex in examples]
+        metrics = generation_metrics(refs, hyps, metric_names or self.spec.metrics)
+        rows = [{"id": ex.id, "target": r, "prediction": h}
+                for ex, r, h in zip(examples, refs, hyps)]
+        return metrics, rows
+
+    def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
+                 metric_names: Sequence[str] | None = None
+                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        if self.spec.task == "classification":
+            return self.classify(model, examples, desc, metric_names)
+        return self.generate_eval(model, examples, desc, metric_names)
+
+
+class Experiment:
+    """One experiment spec, runnable on any installed backend."""
+
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, overrides: list[str] | None = None,
+                  backend: str | None = None) -> Experiment:
+        return cls(load_spec(path, overrides=overrides, backend=backend))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Experiment:
+        return cls(build_spec(data))
+
+    def with_backend(self, name: str | None) -> Experiment:
+        if not name or name == self.spec.backend.name:
+            return self
+        data = self.spec.model_dump(mode="json", exclude_none=True)
+        data["backend"]["name"] = name
+        return Experiment(build_spec(data))
+
+    # -- the run ---------------------------------------------------------------------
+    def run(self, *, backend: str | None = None, out: str | Path | None = None,
+            resume: bool = False, progress: bool | None = None,
+            dry_run: bool = False) -> RunResult:
+        exp = self.with_backend(backend)
+        return _Run(exp.spec, Path(out) if out else None, resume, progress).execute(dry_run)
+
+
+class _Run:
+    """State of one execution of an experiment (kept off Experiment so it is reusable)."""
+
+    def __init__(self, spec: ExperimentSpec, out: Path | None, resume: bool,
+                 progress: bool | None) -> None:
+        self.spec = spec
+        self.run = RunDir(out) if out else None
+        self.resume = resume
+        self.progress = progress
+        self.backend: Backend | None = None
+
+    def log(self, kind: str, **data: Any) -> None:
+        if self.run is not None:
+            self.run.log_event(kind, **data)
+
+    def config_yaml(self) -> str:
+        import yaml
+
+        data = redact_secrets(self.spec.model_dump(mode="json", exclude_none=True))
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def execute(self, dry_run: bool) -> RunResult:
+        spec = self.spec
+        check_metric_names(spec.metrics, spec.task)
+        if dry_run:
+            return self._dry_run()
+        resuming = False
+        if self.run is not None:
+            resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
+            if resuming and self.run.finished:
+                return load_result(self.run.path)
+        try:
+            return self._execute(resuming)
+        finally:
+            if self.backend is not None:
+                self.backend.close()
+
+    def _prepare(self) -> tuple[Splits, PromptBuilder, Backend]:
+        spec = self.spec
+        splits = load_splits(spec.data, spec.task, spec.seed)
+        builder = PromptBuilder(spec, splits.train)
+        builder.check_fields(splits.get(spec.eval.split))
+        backend = create_backend(spec.backend.name, spec.backend.options_for())
+        self.backend = backend
+        caps = backend.capabilities
+        method = spec.finetune.method
+        if not caps.supports_method(method):
+            have = ", ".join(sorted(caps.methods | ({"hosted"} if caps.hosted_finetune else set())))
+            raise CapabilityError(f"backend {backend.name!r} cannot train finetune.method "
+                                  f"{method!r} (it can: {have or 'nothing'})")
+        if spec.task == "generation" and not caps.generate:
+            raise CapabilityError(f"backend {backend.name!r} cannot generate text")
+        backend.set_budget(spec.budget)
+        return splits, builder, backend
+
+    def _eval_examples(self, splits: Splits) -> list[Example]:
+        examples = splits.get(self.spec.eval.split)
+        if self.spec.eval.limit:
+            examples = examples[: self.spec.eval.limit]
+        if not examples:
+            from unified_prompt.errors import DataError
+
+            raise DataError(f"the {self.spec.eval.split} split is empty; nothing to evaluate")
+        return examples
+
+    def _dry_run(self) -> RunResult:
+        spec = self.spec
+        splits, builder, backend = self._prepare()
+        examples = self._eval_examples(splits)
+        prompts = builder.render(examples)
+        n_extra = len(spec.prompt.calibration.content_free) \
+            if spec.prompt.calibration.method == "contextual" else 0
+        chars = sum(len(p.text()) for p in prompts)
+        ft = spec.finetune
+        train = splits.train[: getattr(ft, "train_limit", None) or None] \
+            if ft.method != "none" else []
+        plan = WorkPlan(
+            model=spec.backend.model,
+            score_prompts=len(prompts) + n_extra if spec.task == "classification" else 0,
+            words=len(builder.verbalizer.flat_words) if builder.verbalizer else 0,
+            generate_prompts=len(prompts) if spec.task == "generation" else 0,
+            prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens,
+            train_examples=len(train), train_chars=sum(len(e.text) for e in train),
+            hosted_training=ft.method == "hosted")
+        estimate = {"eval_examples": len(examples), **backend.estimate(plan)}
+        budget = spec.budget
+        if budget.max_cost_usd is not None and (estimate.get("cost_usd") or 0) > budget.max_cost_usd:
+            estimate["over_budget"] = True
+        return RunResult(self._base_metrics(examples, backend), plan=estimate)
+
+    def _base_metrics(self, examples: Sequence[Example], backend: Backend) -> dict[str, Any]:
+        spec = self.spec
+        return {"backend": backend.name, "model": spec.backend.model,
+                "method": spec.finetune.method, "task": spec.task, "split": spec.eval.split,
+                "n_examples": len(examples), "dataset": spec.data.dataset, "seed": spec.seed}
+
+    def _execute(self, resuming: bool) -> RunResult:
+        spec = self.spec
+        splits, builder, backend = self._prepare()
+        examples = self._eval_examples(splits)
+        self.log("start", backend=backend.name, model=spec.backend.model,
+                 method=spec.finetune.method, resume=resuming, splits=splits.sizes())
+        model = backend.load_model(spec.backend.model)
+        info = backend.model_info(model)
+        trainable, train_seconds, training = 0, 0.0, {}
+        method = spec.finetune.method
+        if method in LOCAL_METHODS:
+            model, trainable, train_seconds, training = self._train_local(
+                backend, model, builder, splits, resuming)
+        elif method == "hosted":
+            model, train_seconds, training = self._train_hosted(backend, builder, splits)
+        evaluator = Evaluator(backend, builder, spec, self.progress)
+        started = time.perf_counter()
+        scores, rows = evaluator.evaluate(model, examples)
+        eval_seconds = time.perf_counter() - started
+        metrics = {**self._base_metrics(examples, backend), "metrics": scores,
+                   "trainable_params": trainable, "total_params": info.total_params,
+                   "train_seconds": round(train_seconds, 3), "eval_seconds": round(eval_seconds, 3),
+                   "peak_rss_mb": peak_rss_mb(), "template": builder.template.source,
+                   "calibration": spec.prompt.calibration.method,
+                   "demonstrations": spec.prompt.demonstrations.k, "versions": _versions(backend)}
+        if training:
+            metrics["training"] = training
+        usage = backend.usage()
+        if usage:
+            metrics["usage"] = usage
+        self.log("eval", split=spec.eval.split, metrics=scores, seconds=round(eval_seconds, 3))
+        result = RunResult(metrics, rows, self.run.path if self.run else None)
+        if self.run is not None:
+            atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
+            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec))
+            atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
+            self.log("finish", metrics=scores)
+        return result
+
+    # -- local training --------------------------------------------------------------
+    def _train_local(self, backend: Backend, model: Any, builder: PromptBuilder,
+                     splits: Splits, resuming: bool) -> tuple[Any, int, float, dict[str, Any]]:
+        from unified_prompt.training import Trainer
+
+        spec = self.spec
+        ft = spec.finetune
+        state = self.run.read_state() if self.run else {}
+        adapter_dir = self.run.file(RunDir.ADAPTER) if self.run else None
+        if resuming and state.get("training_done") and adapter_dir and adapter_dir.exists():
+            self.log("resume", detail="training finished earlier; loading the saved adapter")
+            return (backend.load_adapter(model, adapter_dir), state["trainable_params"],
+                    state["train_seconds"], state.get("training", {}))
+        train = splits.train[: ft.train_limit] if ft.train_limit else splits.train
+        items = builder.train_items(train)
+        verbalizer = builder.verbalizer
+        dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
+        evaluator = Evaluator(backend, builder, spec, progress=False)
+        metric = "accuracy" if spec.task == "classification" else "rouge_l"
+        seed = spec.train_seed()
+        setup = TrainSetup(
+            method=ft, task=spec.task, seed=seed,
+            words=verbalizer.flat_words if verbalizer else (),
+            word_label=verbalizer.word_label if verbalizer else (),
+            n_labels=len(verbalizer.labels) if verbalizer else 0,
+            word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
+            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None)
+        session = backend.start_training(model, setup)
+        trainer_ref: dict[str, Any] = {}
+
+        def evaluate() -> dict[str, float]:
+            return evaluator.evaluate(session.model, dev, "dev", [metric])[0]
+
+        trainer = Trainer(session, items, ft, seed=seed, evaluate=evaluate if dev else None,
+                          metric=metric, checkpoint_dir=setup.work_dir, log=self.log,
+                          progress=self.progress)
+        trainer_ref["plan"] = trainer.plan
+
+        def work(ctx: Any) -> dict[str, Any]:
+            try:
+                outcome = trainer.run(ctx, resume=resuming)
+            except JobCancelled:
+                trainer.save_now()
+                raise
+            return outcome.__dict__
+
+        job = LocalJob(f"local-{secrets.token_hex(4)}", work)
+        try:
+            status = job.wait()
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait()
+            raise
+        if job.exception is not None:
+            raise job.exception
+        if status.value != "succeeded":
+            raise JobFailedError(f"training {status.value}: {job.error}")
+        outcome = job.result
+        training = {"steps": outcome["steps"], "best_dev": outcome["best_metric"],
+                    "best_step": outcome["best_step"], "stopped_early": outcome["stopped_early"],
+                    "train_examples": len(items), "lr": ft.learning_rate}
+        if adapter_dir is not None:
+            with atomic_dir(adapter_dir) as tmp:
+                session.save_adapter(tmp)
+                info = backend.model_info(model)
+                write_manifest(
+                    tmp, backend=backend.name, method=ft.method, task=spec.task,
+                    method_config=ft.model_dump(mode="json"),
+                    base_model={"name": spec.backend.model, "checksum": info.checksum},
+                    tokenizer_checksum=info.tokenizer_checksum,
+                    template=builder.template.source,
+                    verbalizer=verbalizer.to_dict() if verbalizer else None,
+                    word_score=spec.prompt.word_score, dev_metrics=outcome["history"][-1:],
+                    trainable_params=session.trainable_params)
+            self.run.write_state(training_done=True, trainable_params=session.trainable_params,
+                                 train_seconds=outcome["train_seconds"], training=training)
+        return session.model, session.trainable_params, outcome["train_seconds"], training
+
+    # -- hosted training -------------------------------------------------------------
+    def _train_hosted(self, backend: Backend, builder: PromptBuilder,
+                      splits: Splits) -> tuple[Any, float, dict[str, Any]]:
+        from unified_prompt.backend import HostedJobRequest
+        from unified_prompt.hosted import hosted_training_files
+
+        spec = self.spec
+        ft = spec.finetune
+        if self.run is None:
+            raise CapabilityError("hosted fine-tuning needs a run directory (--out) so the job "
+                                  "id survives a restart")
+        state = self.run.read_state()
+        token = state.get("run_token") or secrets.token_hex(8)
+        self.run.write_state(run_token=token)
+        started = time.perf_counter()
+        job_id = state.get("job_id") or backend.find_hosted_job(token)
+        if job_id is None:
+            train_file, val_file = hosted_training_files(spec, builder, splits,
+                                                         self.run.file("hosted"))
+            request = HostedJobRequest(spec=ft, model=spec.backend.model, training_file=train_file,
+                                       validation_file=val_file, run_token=token,
+                                       seed=spec.train_seed())
+            job_id = backend.create_hosted_job(request)
+            self.log("job_created", job_id=job_id)
+        else:
+            self.log("job_reattached", job_id=job_id)
+        self.run.write_state(job_id=job_id)  # before polling: a restart re-attaches
+        job = backend.hosted_job(job_id)
+        seen = {e["id"] for e in self.run.events() if e.get("type") == "job_event" and e.get("id")}
+
+        def on_event(ev: JobEvent) -> None:
+            if ev.id is None or ev.id not in seen:
+                self.log("job_event", id=ev.id, message=ev.message, level=ev.level,
+                         data=ev.data, created_at=ev.created_at)
+                if ev.id:
+                    seen.add(ev.id)
+                if self.progress is not False:
+                    print(f"[{job_id}] {ev.message}", file=sys.stderr)
+
+        job.wait(on_event=on_event)
+        job.raise_for_status()
+        result = job.result
+        fine_tuned = result.get("fine_tuned_model")
+        if not fine_tuned:
+            raise JobFailedError(f"job {job_id} succeeded without a fine_tuned_model")
+        self.run.write_state(fine_tuned_model=fine_tuned)
+        model = backend.load_model(fine_tuned)
+        training = {"job_id": job_id, "fine_tuned_model": fine_tuned,
+                    **{k: v for k, v in result.items() if k != "fine_tuned_model"}}
+        return model, time.perf_counter() - started, training
+
+
+def _versions(backend: Backend) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("unified-prompt", f"unified-prompt-{backend.name}"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def load_result(run_dir: str | Path) -> RunResult:
+    """A finished run read back from its directory."""
+    run = RunDir(run_dir)
+    if not run.finished:
+        raise UnifiedPromptError(f"{run_dir}: no metrics.json; the run did not finish")
+    metrics = read_json(run.file(RunDir.METRICS))
+    rows_path = run.file(RunDir.PREDICTIONS)
+    import json
+
+    rows = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x] \
+        if rows_path.exists() else []
+    return RunResult(metrics, rows, run.path)
+
+
+def render_report(result: RunResult, spec: ExperimentSpec) -> str:
+    m = result.metrics
+    lines = [f"# Run report: {spec.name or m['task']}", "",
+             "| | |", "|---|---|"]
+    for key in ("backend", "model", "method", "task", "dataset", "split", "n_examples", "seed",
+                "trainable_params", "total_params", "train_seconds", "eval_seconds",
+                "peak_rss_mb", "calibration", "demonstrations"):
+        if m.get(key) is not None:
+            lines.append(f"| {key} | {m[key]} |")
+    lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in m["metrics"].items()]
+    lines += ["", "## Template", "", "```", m.get("template", ""), "```"]
+    if m.get("training"):
+        lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in m["training"].items()]
+    if m.get("usage"):
+        lines += ["", "## Usage", ""] + [f"- {k}: {v}" for k, v in m["usage"].items()]
+    lines += ["", "## First predictions", "", "| id | gold | prediction |", "|---|---|---|"]
+    for row in result.predictions[:8]:
+        gold = row.get("label", row.get("target", ""))
+        lines.append(f"| {row['id']} | {str(gold)[:60]} | {str(row['prediction'])[:60]} |")
+    return "\n".join(lines) + "\n"
