@@ -133,6 +133,13 @@ class RunDir:
         atomic_write_text(existing, config_yaml)
         return False
 
+    def discard_if_empty(self) -> None:
+        """Remove a run folder this invocation created if it failed before saving any
+        progress, so a mistake does not leave a run that demands --resume."""
+        progress = (self.CHECKPOINTS, self.STATE, self.ADAPTER, self.METRICS)
+        if self.path.is_dir() and not any(self.file(n).exists() for n in progress):
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def _repair_events(self) -> None:
         """Drop a half-written last line left by a killed process."""
         path = self.file(self.EVENTS)

@@ -1,2 +1,227 @@
-def main():
-    pass
+"""`unified-prompt`: a thin layer over the Python API.
+
+Commands import what they need when they run, so `--help` stays fast. Backends may add
+commands (`serve`, `convert`) through the `unified_prompt.commands` entry-point group;
+they are loaded only when named. A UnifiedPromptError prints one clear line and exits
+with its code (2 for bad input); a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+COMMAND_GROUP = "unified_prompt.commands"
+
+
+def _fail(exc: BaseException) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(getattr(exc, "exit_code", 1))
+
+
+def handles_errors(fn: Any) -> Any:
+    """Turn library errors into a message and an exit code instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from unified_prompt.errors import UnifiedPromptError
+
+        try:
+            return fn(*args, **kwargs)
+        except UnifiedPromptError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted; an unfinished run continues with --resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+class LazyGroup(click.Group):
+    """Built-in commands plus those backends register, imported only when used."""
+
+    def _plugins(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        ep = self._plugins().get(name)
+        if ep is None:
+            return None
+        try:
+            return ep.load()
+        except ImportError as exc:
+            return _unavailable(name, exc)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, (self.commands[name].get_short_help_str(60) if name in self.commands
+                        else f"(from {ep.dist.name if ep.dist else 'a plugin'})"))
+                for name, ep in [(n, self._plugins().get(n)) for n in self.list_commands(ctx)]]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _unavailable(name: str, exc: Exception) -> click.Command:
+    @click.command(name, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def broken(args: tuple[str, ...]) -> None:
+        click.echo(f"error: command {name!r} failed to load ({exc})", err=True)
+        sys.exit(1)
+
+    return broken
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="unified-prompt")
+def main() -> None:
+    """Prompt-based and parameter-efficient fine-tuning: one spec, any backend."""
+
+
+# -- run ----------------------------------------------------------------------------
+def spec_options(fn: Any) -> Any:
+    fn = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                      help="Override a spec key, e.g. --set finetune.method=lora.")(fn)
+    fn = click.option("--backend", "backend", default=None, metavar="NAME",
+                      help="Run on this backend instead of the spec's.")(fn)
+    return fn
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@spec_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (config, metrics, predictions, events, adapter, report).")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run in --out.")
+@click.option("--dry-run", is_flag=True, help="Print requests, tokens and cost; spend nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a TTY).")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of a summary.")
+@handles_errors
+def run(config: Path, overrides: tuple[str, ...], backend: str | None, out: Path | None,
+        resume: bool, dry_run: bool, progress: bool | None, as_json: bool) -> None:
+    """Run the experiment in CONFIG and print its metrics."""
+    from unified_prompt.errors import UserInputError
+    from unified_prompt.runner import Experiment
+
+    if resume and out is None:
+        raise UserInputError("--resume needs --out (the run directory to continue)")
+    exp = Experiment.from_yaml(config, overrides=list(overrides), backend=backend)
+    result = exp.run(out=out, resume=resume, progress=progress, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(result.plan if dry_run else result.metrics, indent=2, default=str))
+    else:
+        click.echo(result.summary())
+
+
+# -- validate -----------------------------------------------------------------------
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@spec_options
+@handles_errors
+def validate(files: tuple[Path, ...], overrides: tuple[str, ...], backend: str | None) -> None:
+    """Check specs (keys, types, template, backend options, data files) without loading
+    any framework."""
+    from unified_prompt.validation import validate_spec_file
+
+    for path in files:
+        summary = validate_spec_file(path, overrides=list(overrides), backend=backend)
+        click.echo(f"ok: {path} ({summary})")
+
+
+# -- backends -----------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def backends(as_json: bool) -> None:
+    """Installed backends and what each can do."""
+    from unified_prompt.errors import UnifiedPromptError
+    from unified_prompt.registry import available, backend_class
+
+    rows = {}
+    for name in available():
+        try:
+            rows[name] = backend_class(name).capabilities.to_dict()
+        except UnifiedPromptError as exc:
+            rows[name] = {"error": str(exc)}
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no backends installed: pip install 'unified-prompt[hf]' (or paddle, openai)")
+    for name, caps in rows.items():
+        if "error" in caps:
+            click.echo(f"{name}: unavailable ({caps['error']})")
+            continue
+        click.echo(f"{name}")
+        click.echo(f"  models:   {', '.join(caps['model_kinds'])}")
+        click.echo(f"  methods:  {', '.join(caps['methods']) or '-'}"
+                   + (f"; hosted: {', '.join(caps['hosted_finetune'])}"
+                      if caps["hosted_finetune"] else ""))
+        prims = [k for k in ("score", "generate", "adapters", "top_tokens", "token_gradients")
+                 if caps[k]]
+        click.echo(f"  can:      {', '.join(prims)}")
+        if caps["score"] and not caps["exact_multi_token"]:
+            click.echo(f"  scoring:  first token only, top-{caps['top_logprobs_limit']} bounded")
+        for note in caps["notes"]:
+            click.echo(f"  note:     {note}")
+
+
+# -- datasets -----------------------------------------------------------------------
+@main.group(invoke_without_command=True)
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    """Bundled datasets (read from installed packages)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_datasets)
+
+
+@datasets.command("list")
+@handles_errors
+def list_datasets() -> None:
+    """Each dataset with its task, labels and split sizes."""
+    from unified_prompt.config import DataSpec
+    from unified_prompt.data.bundled import dataset_info, dataset_names
+    from unified_prompt.data.resolve import load_splits
+    from unified_prompt.errors import UnifiedPromptError
+
+    for name in dataset_names():
+        info = dataset_info(name)
+        try:
+            sizes = load_splits(DataSpec(dataset=name), info.task, 0).sizes()
+            size = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+        except UnifiedPromptError as exc:
+            size = f"unavailable: {exc}"
+        labels = f"; labels: {', '.join(info.labels)}" if info.labels else ""
+        click.echo(f"{name} ({info.task}{labels})\n  {info.description}\n  splits: {size}"
+                   f"\n  from the {info.package} package; licence: {info.licence}")
+
+
+@datasets.command("preview")
+@click.argument("name")
+@click.option("-n", "count", default=5, show_default=True)
+@click.option("--split", default="train", type=click.Choice(["train", "dev", "test"]))
+@handles_errors
+def preview(name: str, count: int, split: str) -> None:
+    """Print the first examples of a split as JSON lines."""
+    from unified_prompt.config import DataSpec
+    from unified_prompt.data.bundled import dataset_info
+    from unified_prompt.data.resolve import load_splits
+
+    info = dataset_info(name)
+    for ex in load_splits(DataSpec(dataset=name), info.task, 0).get(split)[:count]:
+        click.echo(json.dumps(ex.to_dict(), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

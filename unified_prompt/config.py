@@ -305,12 +305,12 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                sub = path + (str(key.value),)
+                sub = (*path, str(key.value))
                 index[sub] = key.start_mark.line + 1
                 walk(value, sub)
         elif isinstance(node, yaml.SequenceNode):
             for i, value in enumerate(node.value):
-                sub = path + (str(i),)
+                sub = (*path, str(i))
                 index[sub] = value.start_mark.line + 1
                 walk(value, sub)
 
@@ -367,7 +367,10 @@ def config_error_from(exc: ValidationError, *, source: str | None = None,
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """`a.b.c=value` -> (['a','b','c'], value parsed as YAML, so 3 is int and [a,b] a list)."""
+    """`a.b.c=value` -> (['a','b','c'], value parsed as YAML, so 3 is int and [a,b] a list).
+
+    Template-like text ("Review: {text} {mask}") stays a string; quote a value to force one.
+    """
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected key.path=value",
                           problems=[(item, "no '='")])
@@ -379,6 +382,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, dict) and (not raw.lstrip().startswith("{")
+                                    or any(v is None for v in value.values())):
+        value = raw  # "Review: {text}" or "{mask}" are text, not YAML mappings
     return path, value
 
 

@@ -17,10 +17,10 @@ def _rows(spec: ExperimentSpec, builder: PromptBuilder, examples: list[Example])
     prompts = [p.prefix_text() for p in builder.render(examples)]
     answers = [builder.answer(ex) for ex in examples]
     if kind == "supervised":
-        return [chat_example(p, a) for p, a in zip(prompts, answers)]
+        return [chat_example(p, a) for p, a in zip(prompts, answers, strict=False)]
     rng = random.Random(spec.train_seed())
     rows = []
-    for i, (p, a, ex) in enumerate(zip(prompts, answers, examples)):
+    for i, (p, a, ex) in enumerate(zip(prompts, answers, examples, strict=False)):
         if builder.verbalizer is not None:
             others = [builder.verbalizer.answer(lab) for lab in builder.verbalizer.labels
                       if lab != ex.label]

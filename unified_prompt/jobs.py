@@ -91,7 +91,7 @@ class Job(ABC):
             raise JobFailedError(f"job {self.id} {status.value}: {self.error or 'no reason given'}")
 
 
-class JobCancelled(Exception):
+class JobCancelledError(Exception):
     """Raised inside a local job's work function when cancel() was called."""
 
 
@@ -106,12 +106,12 @@ class JobContext:
         self._job._add(JobEvent(message, type=type, level=level, data=data))
 
     def checkpoint(self) -> None:
-        """Block while paused; raise JobCancelled if cancelled. Call once per step."""
+        """Block while paused; raise JobCancelledError if cancelled. Call once per step."""
         job = self._job
         while job._paused.is_set() and not job._cancelled.is_set():
             time.sleep(0.05)
         if job._cancelled.is_set():
-            raise JobCancelled()
+            raise JobCancelledError()
 
     @property
     def cancelled(self) -> bool:
@@ -152,9 +152,9 @@ class LocalJob(Job):
         self._set(JobStatus.RUNNING)
         try:
             self._result = self._work(JobContext(self)) or {}
-        except JobCancelled:
+        except JobCancelledError:
             self._set(JobStatus.CANCELLED)
-        except BaseException as exc:  # noqa: BLE001 - reported through status and wait()
+        except BaseException as exc:
             self._exception = exc
             self._error = f"{type(exc).__name__}: {exc}"
             self._set(JobStatus.FAILED, f"job failed: {self._error}")

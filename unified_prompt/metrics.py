@@ -33,7 +33,7 @@ def rouge_l(refs: Sequence[str], hyps: Sequence[str]) -> float:
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     if not refs:
         return 0.0
-    return float(sum(scorer.score(r, h)["rougeL"].fmeasure for r, h in zip(refs, hyps))
+    return float(sum(scorer.score(r, h)["rougeL"].fmeasure for r, h in zip(refs, hyps, strict=False))
                  / len(refs))
 
 
@@ -49,7 +49,7 @@ def bleu(refs: Sequence[str], hyps: Sequence[str]) -> float:
 def exact_match(refs: Sequence[str], hyps: Sequence[str]) -> float:
     if not refs:
         return 0.0
-    return sum(r.strip() == h.strip() for r, h in zip(refs, hyps)) / len(refs)
+    return sum(r.strip() == h.strip() for r, h in zip(refs, hyps, strict=False)) / len(refs)
 
 
 _CLS: dict[str, Callable[[Sequence[str], Sequence[str], Sequence[str]], float]] = {

@@ -18,14 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from unified_prompt.adapters import write_manifest
-from unified_prompt.artifacts import (RunDir, atomic_dir, atomic_write_json, atomic_write_jsonl,
-                                      atomic_write_text, read_json, redact_secrets)
+from unified_prompt.artifacts import (
+    RunDir,
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    read_json,
+    redact_secrets,
+)
 from unified_prompt.backend import Backend, GenerationParams, TrainSetup, WorkPlan
 from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, load_spec
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import CapabilityError, JobFailedError, UnifiedPromptError
-from unified_prompt.jobs import JobCancelled, JobEvent, LocalJob
+from unified_prompt.jobs import JobCancelledError, JobEvent, LocalJob
 from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
 from unified_prompt.progress import bar
 from unified_prompt.prompts.builder import PromptBuilder
@@ -152,7 +159,7 @@ class Evaluator:
         rows = [{"id": ex.id, "label": ex.label, "prediction": p, "correct": ex.label == p,
                  "scores": {lab: round(float(probs[i, j]), 6)
                             for j, lab in enumerate(verbalizer.labels)}}
-                for i, (ex, p) in enumerate(zip(examples, preds))]
+                for i, (ex, p) in enumerate(zip(examples, preds, strict=False))]
         return metrics, rows
 
     def generate_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
@@ -163,7 +170,7 @@ class Evaluator:
         refs = [ex.target or "" for ex in examples]
         metrics = generation_metrics(refs, hyps, metric_names or self.spec.metrics)
         rows = [{"id": ex.id, "target": r, "prediction": h}
-                for ex, r, h in zip(examples, refs, hyps)]
+                for ex, r, h in zip(examples, refs, hyps, strict=False)]
         return metrics, rows
 
     def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
@@ -230,13 +237,20 @@ class _Run:
         check_metric_names(spec.metrics, spec.task)
         if dry_run:
             return self._dry_run()
-        resuming = False
-        if self.run is not None:
-            resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
-            if resuming and self.run.finished:
-                return load_result(self.run.path)
         try:
-            return self._execute(resuming)
+            prepared = self._prepare()  # user errors surface before anything is written
+            resuming = False
+            if self.run is not None:
+                created = not self.run.path.exists()
+                resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
+                if resuming and self.run.finished:
+                    return load_result(self.run.path)
+            try:
+                return self._execute(resuming, *prepared)
+            except BaseException:
+                if self.run is not None and created and not resuming:
+                    self.run.discard_if_empty()
+                raise
         finally:
             if self.backend is not None:
                 self.backend.close()
@@ -300,9 +314,9 @@ class _Run:
                 "method": spec.finetune.method, "task": spec.task, "split": spec.eval.split,
                 "n_examples": len(examples), "dataset": spec.data.dataset, "seed": spec.seed}
 
-    def _execute(self, resuming: bool) -> RunResult:
+    def _execute(self, resuming: bool, splits: Splits, builder: PromptBuilder,
+                 backend: Backend) -> RunResult:
         spec = self.spec
-        splits, builder, backend = self._prepare()
         examples = self._eval_examples(splits)
         self.log("start", backend=backend.name, model=spec.backend.model,
                  method=spec.finetune.method, resume=resuming, splits=splits.sizes())
@@ -380,7 +394,7 @@ class _Run:
         def work(ctx: Any) -> dict[str, Any]:
             try:
                 outcome = trainer.run(ctx, resume=resuming)
-            except JobCancelled:
+            except JobCancelledError:
                 trainer.save_now()
                 raise
             return outcome.__dict__

@@ -45,7 +45,7 @@ class Plan:
         total = spec.max_steps or max(1, math.ceil(spec.epochs * steps_per_epoch))
         eval_every = spec.eval_every or (max(1, total // 5) if has_dev else None)
         return cls(n_items, spec.batch_size, spec.grad_accum, steps_per_epoch, total,
-                   int(round(spec.warmup_ratio * total)), eval_every if has_dev else None)
+                   round(spec.warmup_ratio * total), eval_every if has_dev else None)
 
 
 def lr_at(step: int, plan: Plan, base_lr: float, schedule: str) -> float:

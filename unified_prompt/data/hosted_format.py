@@ -69,7 +69,8 @@ def _check_messages(messages: Any, where: str, *, final_role: str | None) -> lis
             problems.append(f"{where}[{i}].weight must be 0 or 1, on assistant messages only")
     roles = [m.get("role") for m in messages if isinstance(m, dict)]
     if final_role and roles and roles[-1] != final_role:
-        problems.append(f"{where} must end with a {final_role} message (ends with {roles[-1]!r})")
+        problems.append(f"{where}: the last message must have role {final_role!r} "
+                        f"(it has {roles[-1]!r})")
     if "system" in roles[1:]:
         problems.append(f"{where}: a system message may only come first")
     return problems

@@ -52,7 +52,7 @@ class PromptBuilder:
         chosen = self.selector.select(examples)
         sep = self.spec.prompt.demonstrations.separator
         out = []
-        for ex, demo_examples in zip(examples, chosen):
+        for ex, demo_examples in zip(examples, chosen, strict=False):
             demos = tuple(self.template.render_demo(d.fields, self.answer(d), self.truncate)
                           for d in demo_examples)
             out.append(self.template.render(ex.fields, demos=demos, separator=sep,
@@ -71,8 +71,8 @@ class PromptBuilder:
         if self.task == "classification":
             assert self.verbalizer is not None
             return [TrainItem(p, label=self.verbalizer.label_index(ex.label or ""))
-                    for p, ex in zip(prompts, examples)]
-        return [TrainItem(p, target=ex.target or "") for p, ex in zip(prompts, examples)]
+                    for p, ex in zip(prompts, examples, strict=False)]
+        return [TrainItem(p, target=ex.target or "") for p, ex in zip(prompts, examples, strict=False)]
 
     def check_fields(self, examples: Sequence[Example]) -> None:
         """Render one example early so a missing field fails before a model loads."""

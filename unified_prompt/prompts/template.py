@@ -177,9 +177,8 @@ class Template:
                 segs.append(Mask())
             elif isinstance(p, Soft):
                 segs.append(p)
-            elif isinstance(p, DemosSlot):
-                if demos:
-                    segs.append(Demos(demos, separator))
+            elif isinstance(p, DemosSlot) and demos:
+                segs.append(Demos(demos, separator))
         if demos and not self.has_demos_slot:
             lead = 0
             while lead < len(segs) and isinstance(segs[lead], Soft):
@@ -201,8 +200,10 @@ def truncate_text(value: str, limit: int) -> str:
     if len(value) <= limit:
         return value
     cut = value[:limit]
+    if value[limit].isspace():
+        return cut
     space = cut.rfind(" ")
-    return cut[:space] if space > limit * 0.8 else cut
+    return cut[:space] if space > 0 and limit - space <= 30 else cut
 
 
 def parse_template(source: str) -> Template:

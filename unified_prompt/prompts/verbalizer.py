@@ -102,11 +102,12 @@ class Verbalizer:
             lp = lp / np.maximum(np.asarray(scores.n_tokens, dtype=np.float64), 1.0)
         index = np.asarray(self.word_label)
         out = np.full((lp.shape[0], len(self.labels)), -np.inf)
-        for j in range(len(self.labels)):
-            cols = lp[:, index == j]
-            top = cols.max(axis=1, keepdims=True)
-            safe = np.where(np.isfinite(top), top, 0.0)
-            out[:, j] = (safe + np.log(np.exp(cols - safe).sum(axis=1, keepdims=True)))[:, 0]
+        with np.errstate(divide="ignore"):
+            for j in range(len(self.labels)):
+                cols = lp[:, index == j]
+                top = cols.max(axis=1, keepdims=True)
+                safe = np.where(np.isfinite(top), top, 0.0)
+                out[:, j] = (safe + np.log(np.exp(cols - safe).sum(axis=1, keepdims=True)))[:, 0]
         return out
 
 
