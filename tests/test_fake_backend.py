@@ -51,3 +51,37 @@ def test_gradients_match_finite_differences(method, task, word_score):
             param[idx] = old
             numeric = (up - down) / 2e-5
             assert analytic[idx] == pytest.approx(numeric, rel=1e-3, abs=1e-6), (name, idx)
+
+
+def test_echo_log_probs_reproduce_label_word_scores():
+    """An OpenAI-style client scores a word by echoing prompt+word and summing the word's
+    token log-probs; on the same model that must equal the backend's own score()."""
+    from unified_prompt.prompts.template import Template
+
+    backend = create_backend("fake")
+    model = backend.load_model("fake-echo")
+    prompt = Template("Review: {text}\nSentiment: {mask}").render({"text": "a fine film"})
+    words = ["good", "absolutely wonderful"]
+    direct = backend.score(model, [prompt], words).logprob[0]
+    prefix = prompt.prefix_text()
+    for word, expected in zip(words, direct, strict=True):
+        (tokens,) = backend.text_logprobs(model, [prefix + prompt.mask_lead() + word])
+        echoed = sum(t.logprob for t in tokens if t.offset >= len(prefix))
+        assert echoed == pytest.approx(expected, abs=1e-9)
+        assert "".join(t.token for t in tokens) == prefix + " " + word
+
+
+def test_generate_text_reports_tokens_and_stops():
+    from unified_prompt.backend import GenerationParams
+
+    backend = create_backend("fake")
+    model = backend.load_model("fake-gen")
+    (free,) = backend.generate_text(model, ["hello there"], GenerationParams(max_new_tokens=6,
+                                                                            stop=()), top_k=3)
+    assert free.finish_reason == "length" and len(free.tokens) == 6
+    assert free.text == "".join(t.token for t in free.tokens)
+    assert all(len(t.top) == 3 and t.top[0][1] >= t.top[-1][1] for t in free.tokens)
+    stop = free.tokens[2].token.strip()
+    (cut,) = backend.generate_text(model, ["hello there"], GenerationParams(max_new_tokens=6,
+                                                                           stop=(stop,)))
+    assert cut.finish_reason == "stop" and stop not in cut.text

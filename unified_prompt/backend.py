@@ -53,6 +53,7 @@ class Capabilities:
     top_tokens: bool = False
     token_gradients: bool = False
     hosted_finetune: frozenset[str] = frozenset()
+    raw_text: bool = False
     model_kinds: frozenset[ModelKind] = frozenset({ModelKind.CAUSAL})
     notes: tuple[str, ...] = ()
 
@@ -69,7 +70,7 @@ class Capabilities:
             "top_logprobs_limit": self.top_logprobs_limit, "generate": self.generate,
             "methods": sorted(self.methods), "adapters": self.adapters,
             "top_tokens": self.top_tokens, "token_gradients": self.token_gradients,
-            "hosted_finetune": sorted(self.hosted_finetune),
+            "hosted_finetune": sorted(self.hosted_finetune), "raw_text": self.raw_text,
             "model_kinds": sorted(k.value for k in self.model_kinds), "notes": list(self.notes),
         }
 
@@ -93,6 +94,32 @@ class GenerationParams:
     temperature: float = 0.0
     stop: tuple[str, ...] = ("\n",)
     seed: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One token of a text with its log-probability given everything before it.
+
+    `logprob` is None for a text's first token (nothing conditions it); `offset` is the
+    character offset of the token in the text; `top` holds the most likely alternatives
+    at this position, best first.
+    """
+
+    token: str
+    logprob: float | None
+    offset: int
+    top: tuple[tuple[str, float], ...] = ()
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Text generated after a raw prompt, token by token (for OpenAI-compatible serving)."""
+
+    text: str
+    tokens: tuple[TokenLogprob, ...]
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int
 
 
 @dataclass(frozen=True)
@@ -264,6 +291,23 @@ class Backend(ABC):
                    batch_size: int = 16) -> list[list[tuple[str, float]]]:
         """The k most likely next tokens at each mask with log-probs (verbalizer search)."""
         raise self.missing("top_tokens")
+
+    # -- raw text (what an OpenAI-compatible server needs) -----------------------------
+    def text_logprobs(self, model: Any, texts: Sequence[str], *, top_k: int = 0,
+                      batch_size: int = 16) -> list[tuple[TokenLogprob, ...]]:
+        """Every token of each text with its log-prob given the tokens before it."""
+        raise self.missing("text log-probabilities")
+
+    def generate_text(self, model: Any, texts: Sequence[str], params: GenerationParams, *,
+                      top_k: int = 0, batch_size: int = 16) -> list[Generated]:
+        """Greedy (or sampled) continuation of raw texts, with per-token log-probs and
+        `top_k` alternatives; stop strings end generation and are not included."""
+        raise self.missing("raw-text generation")
+
+    def render_chat(self, model: Any, messages: Sequence[dict[str, str]]) -> str:
+        """Chat messages as the model's own chat template writes them, ready to continue
+        with the assistant's reply."""
+        raise self.missing("chat templates")
 
     # -- training --------------------------------------------------------------------
     def start_training(self, model: Any, setup: TrainSetup) -> TrainSession:

@@ -28,10 +28,12 @@ from unified_prompt.backend import (
     Backend,
     BackendOptions,
     Capabilities,
+    Generated,
     GenerationParams,
     ModelInfo,
     ModelKind,
     Progress,
+    TokenLogprob,
     TrainItem,
     TrainSession,
     TrainSetup,
@@ -89,6 +91,7 @@ class FakeBackend(Backend):
     capabilities = Capabilities(
         score=True, exact_multi_token=True, generate=True,
         methods=frozenset({"prompt_tuning", "lora", "full"}), adapters=True, top_tokens=True,
+        raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL}),
         notes=("numpy reference backend for tests; no p_tuning or prefix_tuning",))
     Options = FakeOptions
@@ -215,6 +218,60 @@ class FakeBackend(Backend):
             known = [i for i in np.argsort(-lp) if i in model.vocab][:k]
             out.append([(model.vocab[i], float(lp[i])) for i in known])
         return out
+
+    # -- raw text --------------------------------------------------------------------
+    def _spans(self, model: FakeModel, text: str) -> list[tuple[int, str, int]]:
+        """(id, surface text with its leading whitespace, offset) per token."""
+        out, prev = [], 0
+        for m in _TOKEN.finditer(text):
+            out.append((self._tokens(model, m.group())[0], text[prev:m.end()], prev))
+            prev = m.end()
+        return out
+
+    def _alternatives(self, model: FakeModel, lp: np.ndarray, k: int) -> tuple:
+        best = [int(i) for i in np.argsort(-lp)[:k]]
+        return tuple((" " + model.vocab.get(i, f"<{i}>"), float(lp[i])) for i in best)
+
+    def text_logprobs(self, model: FakeModel, texts: Sequence[str], *, top_k: int = 0,
+                      batch_size: int = 16) -> list[tuple[TokenLogprob, ...]]:
+        out = []
+        for text in texts:
+            vecs = [model.E[self.SPECIAL.bos]]
+            tokens = []
+            for n, (tok, surface, offset) in enumerate(self._spans(model, text)):
+                _, lp = self._next(model, np.mean(vecs, axis=0))
+                tokens.append(TokenLogprob(surface, None if n == 0 else float(lp[tok]), offset,
+                                           self._alternatives(model, lp, top_k) if n else (), tok))
+                vecs.append(model.E[tok])
+            out.append(tuple(tokens))
+        return out
+
+    def generate_text(self, model: FakeModel, texts: Sequence[str], params: GenerationParams, *,
+                      top_k: int = 0, batch_size: int = 16) -> list[Generated]:
+        out = []
+        for text in texts:
+            spans = self._spans(model, text)
+            vecs = [model.E[self.SPECIAL.bos]] + [model.E[t] for t, _, _ in spans]
+            produced, pieces, finish = [], "", "length"
+            for _ in range(params.max_new_tokens):
+                _, lp = self._next(model, np.mean(vecs, axis=0))
+                lp[:3] = -np.inf
+                tok = int(np.argmax(lp))
+                piece = " " + model.vocab.get(tok, f"<{tok}>")
+                candidate = pieces + piece
+                hit = [candidate.index(st) for st in params.stop if st and st in candidate]
+                if hit:
+                    pieces, finish = candidate[: min(hit)], "stop"
+                    break
+                produced.append(TokenLogprob(piece, float(lp[tok]), len(text) + len(pieces),
+                                             self._alternatives(model, lp, top_k), tok))
+                pieces = candidate
+                vecs.append(model.E[tok])
+            out.append(Generated(pieces, tuple(produced), finish, len(spans)))
+        return out
+
+    def render_chat(self, model: FakeModel, messages: Sequence[dict[str, str]]) -> str:
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
     # -- training --------------------------------------------------------------------
     def start_training(self, model: FakeModel, setup: TrainSetup) -> FakeSession:
