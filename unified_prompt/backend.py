@@ -309,6 +309,27 @@ class Backend(ABC):
         with the assistant's reply."""
         raise self.missing("chat templates")
 
+    # -- search primitives (AutoPrompt-style gradient search; local backends) ------------
+    def vocabulary(self, model: Any) -> list[str]:
+        """Each token id's text, decoded alone (so " great" keeps its space)."""
+        raise self.missing("vocabulary access")
+
+    def tokenize(self, model: Any, text: str) -> list[int]:
+        """Token ids of `text` without special tokens (the ids encoding.py lays out)."""
+        raise self.missing("tokenization")
+
+    def token_gradients(self, model: Any, items: Sequence[TrainItem], setup: TrainSetup,
+                        triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
+        """First-order scores for swapping trigger tokens (AutoPrompt).
+
+        Each item's prompt has soft slots; slot s is filled with the embeddings of the
+        vocabulary ids `triggers[s]`. With g the gradient of the mean training loss (the
+        same loss as TrainSession) with respect to those input embeddings, returns for each
+        slot an array (len(triggers[s]), vocab_size) = g @ E.T, E the input embedding
+        matrix: the lower the value, the more swapping in that token should lower the loss.
+        """
+        raise self.missing("token gradients")
+
     # -- training --------------------------------------------------------------------
     def start_training(self, model: Any, setup: TrainSetup) -> TrainSession:
         raise self.missing(f"training ({setup.method.method})")
