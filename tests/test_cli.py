@@ -187,3 +187,16 @@ def test_help_is_fast_enough_to_not_import_frameworks():
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_predictor_reproduces_the_runs_predictions(tmp_path, toy_spec):
+    from unified_prompt.runner import Predictor
+    from unified_prompt.testing.conformance import synthetic_examples
+
+    out = tmp_path / "run"
+    assert run_cli("run", str(toy_spec), "--out", str(out)).returncode == 0
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    with Predictor.from_run(out) as predictor:
+        got = predictor.predict([e.text for e in synthetic_examples()])
+    assert [g["label"] for g in got] == [r["prediction"] for r in rows]
+    assert got[0]["scores"] == rows[0]["scores"]

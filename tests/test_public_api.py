@@ -8,7 +8,7 @@ import unified_prompt
 
 def test_exported_names_are_pinned():
     assert unified_prompt.__all__ == sorted([
-        "Backend", "Capabilities", "Example", "Experiment", "ExperimentSpec", "RunResult",
+        "Backend", "Capabilities", "Example", "Experiment", "ExperimentSpec", "Predictor", "RunResult",
         "Template", "UnifiedPromptError", "Verbalizer", "__version__", "available_backends",
         "create_backend", "load_dataset", "load_file", "load_result", "load_spec", "load_splits"])
     for name in unified_prompt.__all__:

@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     "Experiment": "unified_prompt.runner",
     "RunResult": "unified_prompt.runner",
     "load_result": "unified_prompt.runner",
+    "Predictor": "unified_prompt.runner",
     "ExperimentSpec": "unified_prompt.config",
     "load_spec": "unified_prompt.config",
     "Template": "unified_prompt.prompts.template",
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from unified_prompt.prompts.verbalizer import Verbalizer
     from unified_prompt.registry import available as available_backends
     from unified_prompt.registry import create_backend
-    from unified_prompt.runner import Experiment, RunResult, load_result
+    from unified_prompt.runner import Experiment, Predictor, RunResult, load_result
 
 
 def __getattr__(name: str) -> Any:

@@ -530,3 +530,93 @@ def render_report(result: RunResult, spec: ExperimentSpec) -> str:
         gold = row.get("label", row.get("target", ""))
         lines.append(f"| {row['id']} | {str(gold)[:60]} | {str(row['prediction'])[:60]} |")
     return "\n".join(lines) + "\n"
+
+
+def _drop_redacted(data: Any) -> Any:
+    """A stored config without its redacted secrets, so the environment supplies them."""
+    from unified_prompt.artifacts import REDACTED
+
+    if isinstance(data, dict):
+        return {k: _drop_redacted(v) for k, v in data.items() if v != REDACTED}
+    if isinstance(data, list):
+        return [_drop_redacted(v) for v in data]
+    return data
+
+
+class Predictor:
+    """Predictions for new inputs from a finished run (its spec and adapter), for app code.
+
+        with Predictor.from_run("runs/lora") as p:
+            p.predict(["A gripping, beautiful film."])   # [{"label": "positive", "scores": {...}}]
+    """
+
+    def __init__(self, spec: ExperimentSpec, backend: Backend, model: Any,
+                 builder: PromptBuilder) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.model = model
+        self.builder = builder
+        self.evaluator = Evaluator(backend, builder, spec, progress=False)
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec, *, adapter: str | Path | None = None) -> Predictor:
+        pool: list[Example] = []
+        if spec.prompt.demonstrations.k:
+            pool = load_splits(spec.data, spec.task, spec.seed).train
+        builder = PromptBuilder(spec, pool)
+        backend = create_backend(spec.backend.name, spec.backend.options_for())
+        model = backend.load_model(spec.backend.model)
+        if adapter is not None:
+            model = backend.load_adapter(model, Path(adapter))
+        return cls(spec, backend, model, builder)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> Predictor:
+        import yaml
+
+        run = RunDir(run_dir)
+        data = yaml.safe_load(run.file(RunDir.CONFIG).read_text(encoding="utf-8"))
+        spec = build_spec(_drop_redacted(data))
+        adapter = run.file(RunDir.ADAPTER)
+        state = run.read_state()
+        if state.get("fine_tuned_model"):
+            data = spec.model_dump(mode="json", exclude_none=True)
+            data["backend"]["model"] = state["fine_tuned_model"]
+            data["finetune"] = {"method": "none"}
+            spec = build_spec(data)
+        return cls.from_spec(spec, adapter=adapter if adapter.exists() else None)
+
+    def predict(self, inputs: Sequence[str | dict[str, str]]) -> list[dict[str, Any]]:
+        """A label with probabilities per input (classification), or generated text."""
+        examples = [Example(f"input-{i}", {"text": x} if isinstance(x, str) else dict(x))
+                    for i, x in enumerate(inputs)]
+        if self.spec.task == "generation":
+            prompts = self.builder.render(examples)
+            return [{"text": t.strip()} for t in self.evaluator.generate(self.model, prompts, "predict")]
+        verbalizer = self.builder.verbalizer
+        assert verbalizer is not None
+        import numpy as np
+
+        scores = self.evaluator.label_scores(self.model, self.builder.render(examples))
+        method = self.spec.prompt.calibration.method
+        if method == "contextual":
+            ref = self.evaluator.label_scores(self.model, self.builder.content_free())
+            scores = calibrate(scores, label_prior(ref))
+        elif method == "batch":  # the prior comes from these inputs: pass many at once
+            scores = calibrate(scores, label_prior(scores))
+        else:
+            scores = log_softmax(scores)
+        probs = np.exp(scores)
+        return [{"label": verbalizer.labels[int(np.argmax(row))],
+                 "scores": {lab: round(float(p), 6) for lab, p in zip(verbalizer.labels, row,
+                                                                       strict=True)}}
+                for row in probs]
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
