@@ -177,6 +177,7 @@ class WorkPlan:
     train_examples: int = 0
     train_chars: int = 0
     hosted_training: bool = False
+    hosted_epochs: int | None = None
 
 
 class TrainSession(ABC):

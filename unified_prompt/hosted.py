@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.data.example import Example
-from unified_prompt.data.hosted_format import chat_example, dpo_example, write_training_file
+from unified_prompt.data.hosted_format import MIN_EXAMPLES, chat_example, dpo_example, write_training_file
 from unified_prompt.data.resolve import Splits
 from unified_prompt.prompts.builder import PromptBuilder
 
@@ -39,7 +40,11 @@ def hosted_training_files(spec: ExperimentSpec, builder: PromptBuilder, splits: 
     train_path = Path(folder) / f"train.{kind}.jsonl"
     write_training_file(train_path, _rows(spec, builder, train), kind)
     val_path = None
-    if getattr(spec.finetune, "validation", False) and splits.dev:
+    dev = splits.dev[:500]
+    if getattr(spec.finetune, "validation", False) and 0 < len(dev) < MIN_EXAMPLES:
+        warnings.warn(f"the dev split has {len(dev)} examples, fewer than the {MIN_EXAMPLES} a "
+                      "validation file needs; training without one", stacklevel=2)
+    elif getattr(spec.finetune, "validation", False) and dev:
         val_path = Path(folder) / f"validation.{kind}.jsonl"
-        write_training_file(val_path, _rows(spec, builder, splits.dev[:500]), kind)
+        write_training_file(val_path, _rows(spec, builder, dev), kind)
     return train_path, val_path

@@ -301,7 +301,8 @@ class _Run:
             generate_prompts=len(prompts) if spec.task == "generation" else 0,
             prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens,
             train_examples=len(train), train_chars=sum(len(e.text) for e in train),
-            hosted_training=ft.method == "hosted")
+            hosted_training=ft.method == "hosted",
+            hosted_epochs=ft.n_epochs if isinstance(getattr(ft, "n_epochs", None), int) else None)
         estimate = {"eval_examples": len(examples), **backend.estimate(plan)}
         budget = spec.budget
         if budget.max_cost_usd is not None and (estimate.get("cost_usd") or 0) > budget.max_cost_usd:

@@ -1,0 +1,2 @@
+"""The backend's client side: one module per concern (transport, retries, rate limits,
+cache, accounting, scoring, generation, fine-tuning jobs, batches)."""

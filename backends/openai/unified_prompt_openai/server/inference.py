@@ -1,0 +1,200 @@
+"""Chat and legacy completions computed from a backend's raw-text primitives
+(render_chat, generate_text, text_logprobs), shaped exactly like the OpenAI responses.
+
+Legacy completions with echo + max_tokens=0 return every prompt token's log-prob and
+character offset: what the openai backend's exact scoring mode needs. The first echoed
+token has no log-prob and is sent as null, as the real API does (a known spec gap).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from unified_prompt.backend import Generated, GenerationParams, TokenLogprob
+from unified_prompt_openai.server.errors import APIError
+from unified_prompt_openai.server.models import ModelRegistry
+from unified_prompt_openai.server.schemas import ChatCompletionRequest, CompletionRequest
+from unified_prompt_openai.server.worker import BackendWorker
+
+FINGERPRINT = "fp_unified_prompt"
+
+
+def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    stops = (stop,) if isinstance(stop, str) else tuple(stop)
+    if len(stops) > 4:
+        raise APIError(400, "stop: at most 4 sequences", param="stop")
+    return tuple(s for s in stops if s)
+
+
+def _params(max_tokens: int, temperature: float | None, stop: Any,
+            seed: int | None) -> GenerationParams:
+    return GenerationParams(max_new_tokens=max_tokens, temperature=temperature or 0.0,
+                            stop=_stops(stop), seed=seed)
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _token_entry(tok: TokenLogprob, top_k: int) -> dict[str, Any]:
+    def item(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    return {**item(tok.token, float(tok.logprob or 0.0)),
+            "top_logprobs": [item(t, float(lp)) for t, lp in tok.top[:top_k]]}
+
+
+class Inference:
+    """Async: every backend call goes through the BackendWorker (one thread, batching)."""
+
+    def __init__(self, registry: ModelRegistry, worker: BackendWorker,
+                 default_max_tokens: int = 128) -> None:
+        self.registry = registry
+        self.worker = worker
+        self.backend = registry.backend
+        self.default_max_tokens = default_max_tokens
+
+    async def _handle(self, model_id: str) -> Any:
+        served = self.registry.info(model_id)  # 404 at once for an unknown model
+        if served.handle is not None:
+            return served.handle
+        return await self.worker.run(self.registry.handle, model_id)
+
+    # -- chat ------------------------------------------------------------------------
+    async def chat(self, req: ChatCompletionRequest) -> tuple[dict[str, Any], list[Generated]]:
+        handle = await self._handle(req.model)
+        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+        for m in messages:
+            if m["role"] not in ("system", "developer", "user", "assistant"):
+                raise APIError(400, f"messages: role {m['role']!r} is not supported here",
+                               param="messages")
+        prompt = await self.worker.run(self.backend.render_chat, handle, messages)
+        max_tokens = req.max_completion_tokens or req.max_tokens or self.default_max_tokens
+        params = _params(max_tokens, req.temperature, req.stop, req.seed)
+        top_k = (req.top_logprobs or 0) if req.logprobs else 0
+        n = req.n or 1
+        gens = await self.worker.run(self.backend.generate_text, handle, [prompt] * n, params,
+                                     top_k=top_k)
+        choices = []
+        for i, gen in enumerate(gens):
+            logprobs = ({"content": [_token_entry(t, top_k) for t in gen.tokens],
+                         "refusal": None} if req.logprobs else None)
+            choices.append({"index": i, "message": {"role": "assistant", "content": gen.text,
+                                                    "refusal": None, "annotations": []},
+                            "logprobs": logprobs, "finish_reason": gen.finish_reason})
+        completion = sum(len(g.tokens) for g in gens)
+        body = {"id": f"chatcmpl-{secrets.token_hex(12)}", "object": "chat.completion",
+                "created": int(time.time()), "model": req.model, "choices": choices,
+                "system_fingerprint": FINGERPRINT,
+                "usage": _usage(gens[0].prompt_tokens if gens else 0, completion)}
+        return body, gens
+
+    async def chat_stream(self, req: ChatCompletionRequest) -> list[str]:
+        """Server-sent events: the role, one chunk per token, the finish reason, [DONE]."""
+        body, gens = await self.chat(req)
+        return list(self._stream_events(req, body, gens))
+
+    def _stream_events(self, req: ChatCompletionRequest, body: dict[str, Any],
+                       gens: list[Generated]) -> Iterator[str]:
+        base = {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"],
+                "model": body["model"], "system_fingerprint": FINGERPRINT}
+        top_k = (req.top_logprobs or 0) if req.logprobs else 0
+
+        def event(data: dict[str, Any]) -> str:
+            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+        for i, gen in enumerate(gens):
+            yield event({**base, "choices": [{"index": i, "delta": {"role": "assistant",
+                                                                    "content": ""},
+                                              "logprobs": None, "finish_reason": None}]})
+            for tok in gen.tokens:
+                logprobs = ({"content": [_token_entry(tok, top_k)], "refusal": None}
+                            if req.logprobs else None)
+                yield event({**base, "choices": [{"index": i, "delta": {"content": tok.token},
+                                                  "logprobs": logprobs, "finish_reason": None}]})
+            yield event({**base, "choices": [{"index": i, "delta": {}, "logprobs": None,
+                                              "finish_reason": gen.finish_reason}]})
+        if req.stream_options is not None and req.stream_options.include_usage:
+            yield event({**base, "choices": [], "usage": body["usage"]})
+        yield "data: [DONE]\n\n"
+
+    # -- legacy completions ----------------------------------------------------------
+    async def completions(self, req: CompletionRequest) -> dict[str, Any]:
+        handle = await self._handle(req.model)
+        prompts = self._prompts(req.prompt)
+        max_tokens = self.default_max_tokens if req.max_tokens is None else req.max_tokens
+        k = req.logprobs
+        want = k is not None
+        echoed: list[tuple[TokenLogprob, ...]] = []
+        if req.echo or max_tokens == 0:
+            echoed = await self.worker.run(self.backend.text_logprobs, handle, prompts,
+                                           top_k=k or 0)
+        gens: list[Generated] = []
+        if max_tokens > 0:
+            params = _params(max_tokens, req.temperature, req.stop, req.seed)
+            gens = await self.worker.run(self.backend.generate_text, handle, prompts, params,
+                                         top_k=k or 0)
+        choices = []
+        prompt_tokens = completion_tokens = 0
+        for i, text in enumerate(prompts):
+            tokens: list[TokenLogprob] = []
+            out_text = ""
+            finish = "length"
+            if echoed:
+                prompt_tokens += len(echoed[i])
+            if req.echo:
+                tokens += echoed[i]
+                out_text += text
+            if gens:
+                gen = gens[i]
+                if not echoed:
+                    prompt_tokens += gen.prompt_tokens
+                completion_tokens += len(gen.tokens)
+                tokens += gen.tokens
+                out_text += gen.text
+                finish = gen.finish_reason
+            choices.append({"index": i, "text": out_text, "finish_reason": finish,
+                            "logprobs": self._legacy_logprobs(tokens, k) if want else None})
+        n = req.n or 1
+        if n > 1:
+            choices = [{**c, "index": j * n + r} for j, c in enumerate(choices)
+                       for r in range(n)]
+        return {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
+                "created": int(time.time()), "model": req.model, "choices": choices,
+                "system_fingerprint": FINGERPRINT,
+                "usage": _usage(prompt_tokens, completion_tokens * n)}
+
+    @staticmethod
+    def _prompts(prompt: Any) -> list[str]:
+        if prompt is None:
+            return [""]
+        if isinstance(prompt, str):
+            return [prompt]
+        if prompt and all(isinstance(p, str) for p in prompt):
+            return list(prompt)
+        raise APIError(400, "prompt: token arrays are not supported by this server; send text",
+                       param="prompt")
+
+    @staticmethod
+    def _legacy_logprobs(tokens: Sequence[TokenLogprob], k: int | None) -> dict[str, Any]:
+        """tokens, token_logprobs, top_logprobs (k alternatives plus the chosen token) and
+        text_offset; null for a first echoed token, which nothing conditions."""
+        top: list[dict[str, float] | None] = []
+        for t in tokens:
+            if t.logprob is None:
+                top.append(None)
+                continue
+            entry = {tok: float(lp) for tok, lp in t.top[: k or 0]}
+            entry.setdefault(t.token, float(t.logprob))
+            top.append(entry)
+        return {"tokens": [t.token for t in tokens],
+                "token_logprobs": [None if t.logprob is None else float(t.logprob)
+                                   for t in tokens],
+                "top_logprobs": top, "text_offset": [t.offset for t in tokens]}

@@ -1,0 +1,329 @@
+"""Fine-tuning jobs with the hosted lifecycle, run for real in a background LocalJob.
+
+validating_files (the core's JSONL rules) -> queued (one training at a time) -> running
+(the core's Trainer; pause and cancel take effect between steps) -> succeeded, with the
+adapter registered as `ft:{base}:{org}:{suffix}:{id}` and one checkpoint model per epoch.
+Events and checkpoints are listed newest first and paged with after/limit, like the API.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.data.hosted_format import validate_lines
+from unified_prompt.errors import DataError
+from unified_prompt.jobs import JobCancelledError, JobContext, JobStatus, LocalJob
+from unified_prompt_openai.server import training as tr
+from unified_prompt_openai.server.errors import APIError, not_found
+from unified_prompt_openai.server.files import FileStore
+from unified_prompt_openai.server.models import ModelRegistry
+from unified_prompt_openai.server.schemas import FineTuningJobRequest
+
+
+@dataclass
+class JobRecord:
+    id: str
+    model: str
+    training_file: str
+    validation_file: str | None
+    method: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    suffix: str | None
+    seed: int
+    metadata: dict[str, str] | None
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    phase: str = "validating_files"
+    finished_at: int | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    error: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    job: LocalJob | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def event(self, message: str, *, level: str = "info", type: str = "message",
+              data: dict[str, Any] | None = None) -> None:
+        with self.lock:
+            self.events.append({"object": "fine_tuning.job.event",
+                                "id": f"ftevent-{self.id[6:]}{len(self.events):05d}",
+                                "created_at": int(time.time()), "level": level,
+                                "message": message, "type": type, "data": data or {}})
+
+    @property
+    def status(self) -> str:
+        assert self.job is not None
+        local = self.job.status
+        if local.terminal:
+            return local.value
+        if local == JobStatus.PAUSED:
+            return "paused"
+        return self.phase
+
+
+class _Ctx:
+    """What the core's Trainer sees as its JobContext: pause/cancel from the LocalJob,
+    step metrics into this job's API events."""
+
+    def __init__(self, ctx: JobContext, record: JobRecord, total_steps: int) -> None:
+        self._ctx = ctx
+        self._record = record
+        self._total = total_steps
+
+    def checkpoint(self) -> None:
+        self._ctx.checkpoint()
+
+    def emit(self, message: str, *, type: str = "message", level: str = "info",
+             **data: Any) -> None:
+        if "step" in data and "train_loss" in data:
+            data = {"step": data["step"], "train_loss": float(data["train_loss"]),
+                    "total_steps": self._total}
+        self._record.event(message, level=level, type=type, data=data)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._ctx.cancelled
+
+
+class FineTuneJobs:
+    def __init__(self, registry: ModelRegistry, files: FileStore, workdir: Path, *,
+                 organization: str, train_method: str, quirks: bool = False) -> None:
+        self.registry = registry
+        self.files = files
+        self.workdir = workdir
+        self.organization = organization
+        self.train_method = train_method
+        self.quirks = quirks
+        self._jobs: dict[str, JobRecord] = {}
+        self._slot = threading.Semaphore(1)
+
+    # -- API operations --------------------------------------------------------------
+    def create(self, req: FineTuningJobRequest) -> dict[str, Any]:
+        info = self.registry.info(req.model)
+        if not info.base:
+            raise APIError(400, "Fine-tuning a fine-tuned model is not supported by this "
+                           "server; fine-tune the base model.", param="model")
+        method = req.method.model_dump(exclude_none=True) if req.method else {"type": "supervised"}
+        kind = method["type"]
+        if kind == "reinforcement":
+            raise APIError(400, "method.type 'reinforcement' is not supported by this server",
+                           param="method.type")
+        hp_src = (getattr(req.method, kind, None) if req.method else None)
+        hp = (hp_src.hyperparameters.model_dump(exclude_none=True)
+              if hp_src and hp_src.hyperparameters else
+              (req.hyperparameters.model_dump(exclude_none=True) if req.hyperparameters else {}))
+        for name, file_id in (("training_file", req.training_file),
+                              ("validation_file", req.validation_file)):
+            if file_id is None:
+                continue
+            stored = self.files._files.get(file_id)
+            if stored is None:
+                raise APIError(400, f"{name}: no file with id '{file_id}'", param=name,
+                               code="invalid_file")
+            if stored.purpose != "fine-tune":
+                raise APIError(400, f"{name}: file '{file_id}' has purpose "
+                               f"'{stored.purpose}', not 'fine-tune'", param=name)
+        job_id = f"ftjob-{secrets.token_hex(12)}"
+        seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
+        record = JobRecord(job_id, req.model, req.training_file, req.validation_file,
+                           method, hp, req.suffix, seed, req.metadata)
+        record.event(f"Validating training file: {req.training_file}",
+                     data={"status": "validating_files"})
+        record.job = LocalJob(job_id, lambda ctx: self._work(record, ctx, kind), start=False)
+        self._jobs[job_id] = record
+        record.job.start()
+        return self.to_dict(record)
+
+    def get(self, job_id: str) -> JobRecord:
+        record = self._jobs.get(job_id)
+        if record is None:
+            raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
+        return record
+
+    def list(self, after: str | None, limit: int,
+             metadata: dict[str, str]) -> tuple[list[JobRecord], bool]:
+        jobs = sorted(self._jobs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
+        jobs = [r for r in jobs if all((r.metadata or {}).get(k) == v for k, v in metadata.items())]
+        return _page(jobs, after, limit, key=lambda r: r.id)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        record = self.get(job_id)
+        if record.status in ("succeeded", "failed", "cancelled"):
+            raise APIError(400, f"Job {job_id} is already {record.status}.", param="fine_tuning_job_id")
+        assert record.job is not None
+        record.job.cancel()
+        record.job.wait(timeout=10)
+        return self.to_dict(record)
+
+    def pause(self, job_id: str) -> dict[str, Any]:
+        record = self.get(job_id)
+        if record.status not in ("running", "queued", "validating_files"):
+            raise APIError(400, f"Job {job_id} is {record.status}; only a running job can be "
+                           "paused.", param="fine_tuning_job_id")
+        assert record.job is not None
+        record.job.pause()
+        record.event("Job paused", data={"status": "paused"})
+        return self.to_dict(record)
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        record = self.get(job_id)
+        if record.status != "paused":
+            raise APIError(400, f"Job {job_id} is {record.status}, not paused.",
+                           param="fine_tuning_job_id")
+        assert record.job is not None
+        record.job.resume()
+        record.event("Job resumed", data={"status": record.phase})
+        return self.to_dict(record)
+
+    def events(self, job_id: str, after: str | None, limit: int) -> tuple[list[dict], bool]:
+        record = self.get(job_id)
+        with record.lock:
+            newest_first = list(reversed(record.events))
+        return _page(newest_first, after, limit, key=lambda e: e["id"])
+
+    def checkpoints(self, job_id: str, after: str | None, limit: int) -> tuple[list[dict], bool]:
+        record = self.get(job_id)
+        return _page(list(reversed(record.checkpoints)), after, limit, key=lambda c: c["id"])
+
+    def to_dict(self, r: JobRecord) -> dict[str, Any]:
+        status = r.status
+        error = r.error
+        if error is None and self.quirks and status not in ("failed",):
+            error = {}  # what the real API sends while a job is healthy
+        hp = r.hyperparameters
+        shown = {k: hp.get(k, "auto") for k in ("n_epochs", "batch_size",
+                                                "learning_rate_multiplier")}
+        method = dict(r.method)
+        kind = method["type"]
+        method[kind] = {"hyperparameters": {**shown, **({"beta": hp.get("beta", "auto")}
+                                                         if kind == "dpo" else {})}}
+        return {"object": "fine_tuning.job", "id": r.id, "model": r.model,
+                "created_at": r.created_at, "finished_at": r.finished_at,
+                "fine_tuned_model": r.fine_tuned_model if status == "succeeded" else None,
+                "organization_id": self.organization, "result_files": [],
+                "status": status, "validation_file": r.validation_file,
+                "training_file": r.training_file, "hyperparameters": shown,
+                "trained_tokens": r.trained_tokens if status == "succeeded" else None,
+                "error": error, "seed": r.seed, "metadata": r.metadata, "method": method,
+                "estimated_finish": None, "integrations": None}
+
+    # -- the work --------------------------------------------------------------------
+    def _work(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:
+        try:
+            return self._run(r, ctx, kind)
+        except JobCancelledError:
+            r.finished_at = int(time.time())
+            r.event("Job cancelled", data={"status": "cancelled"})
+            raise
+        except DataError as exc:
+            r.error = {"code": "invalid_training_file", "message": str(exc),
+                       "param": "training_file"}
+            r.finished_at = int(time.time())
+            r.event(f"Training file validation failed: {exc}", level="error",
+                    data={"status": "failed"})
+            raise
+        except Exception as exc:
+            r.error = {"code": "server_error", "message": f"{type(exc).__name__}: {exc}",
+                       "param": None}
+            r.finished_at = int(time.time())
+            r.event(f"Fine-tuning failed: {type(exc).__name__}: {exc}", level="error",
+                    data={"status": "failed"})
+            raise
+
+    def _run(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:
+        from unified_prompt.backend import TrainSetup
+        from unified_prompt.training import Trainer
+
+        rows = self._validated_rows(r.training_file, kind)
+        val_rows = self._validated_rows(r.validation_file, kind) if r.validation_file else []
+        r.hyperparameters = {**r.hyperparameters,
+                             **tr.resolve_hyperparameters(r.hyperparameters, len(rows))}
+        r.phase = "queued"
+        r.event("Files validated, moving job to queued state", data={"status": "queued"})
+        while not self._slot.acquire(timeout=0.05):
+            ctx.checkpoint()
+        try:
+            ctx.checkpoint()
+            r.phase = "running"
+            r.event("Fine-tuning job started", data={"status": "running"})
+            if kind == "dpo":
+                r.event("dpo is approximated by supervised training on preferred outputs "
+                        "(local backends have no preference loss)", level="warn")
+            backend, registry = self.registry.backend, self.registry
+            base = registry.base_handle
+            soft = 8 if self.train_method == "prompt_tuning" else 0
+            render = lambda msgs: registry.call(backend.render_chat, base, msgs)  # noqa: E731
+            items = tr.train_items(render, rows, soft)
+            val_items = tr.train_items(render, val_rows[:64], soft)
+            spec = tr.train_spec(self.train_method, r.hyperparameters, r.seed)
+            folder = self.workdir / r.id
+            setup = TrainSetup(method=spec, task="generation", seed=r.seed,
+                               soft_slots=(items[0].prompt.soft_slots if soft else ()),
+                               work_dir=folder / "checkpoints")
+            session = registry.call(backend.start_training, base, setup)
+            name = self._model_name(r)
+            trainer_box: dict[str, Any] = {}
+
+            def log(kind_: str, **data: Any) -> None:
+                if kind_ != "step":
+                    return
+                plan = trainer_box["trainer"].plan
+                step = int(data["step"])
+                if step % plan.steps_per_epoch and step != plan.total_steps:
+                    return
+                metrics: dict[str, float] = {"step": float(step),
+                                             "train_loss": float(data["loss"])}
+                if val_items:
+                    session.train_mode(False)
+                    metrics["valid_loss"] = float(session.loss(val_items))
+                    session.train_mode(True)
+                ckpt_dir = folder / f"ckpt-step-{step}"
+                session.save_adapter(ckpt_dir)
+                ckpt_name = f"{name}:ckpt-step-{step}"
+                registry.register(ckpt_name, ckpt_dir, self.organization, load=False)
+                r.checkpoints.append({
+                    "object": "fine_tuning.job.checkpoint",
+                    "id": f"ftckpt_{secrets.token_hex(10)}", "created_at": int(time.time()),
+                    "fine_tuned_model_checkpoint": ckpt_name, "fine_tuning_job_id": r.id,
+                    "metrics": metrics, "step_number": step})
+                r.event(f"Checkpoint created at step {step}", type="metrics", data=metrics)
+
+            trainer = Trainer(session, items, spec, seed=r.seed, log=log, progress=False)
+            trainer_box["trainer"] = trainer
+            trainer.run(_Ctx(ctx, r, trainer.plan.total_steps))  # type: ignore[arg-type]
+            adapter = folder / "adapter"
+            session.save_adapter(adapter)
+            session.close()
+            registry.register(name, adapter, self.organization)
+            r.trained_tokens = tr.estimate_trained_tokens(rows, r.hyperparameters["n_epochs"])
+            r.fine_tuned_model = name
+            r.finished_at = int(time.time())
+            r.event(f"New fine-tuned model created: {name}")
+            r.event("The job has successfully completed", data={"status": "succeeded"})
+            return {"fine_tuned_model": name}
+        finally:
+            self._slot.release()
+
+    def _validated_rows(self, file_id: str, kind: str) -> list[tr.ChatRow]:
+        stored = self.files.get(file_id)
+        text = stored.path.read_text(encoding="utf-8", errors="replace")
+        validate_lines(text.splitlines(), kind, source=stored.filename)  # type: ignore[arg-type]
+        return tr.read_rows(stored.path, kind)
+
+    def _model_name(self, r: JobRecord) -> str:
+        return f"ft:{r.model}:{self.organization}:{r.suffix or ''}:{r.id[6:14]}"
+
+
+def _page(items: list[Any], after: str | None, limit: int, key: Any) -> tuple[list[Any], bool]:
+    start = 0
+    if after is not None:
+        ids = [key(x) for x in items]
+        start = ids.index(after) + 1 if after in ids else len(items)
+    limit = max(1, min(limit, 100))
+    page = items[start:start + limit]
+    return page, start + limit < len(items)

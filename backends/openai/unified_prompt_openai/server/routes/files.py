@@ -1,0 +1,58 @@
+"""/v1/files: upload (multipart), list, retrieve, delete, content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from unified_prompt_openai.server.app import state
+from unified_prompt_openai.server.errors import APIError
+from unified_prompt_openai.server.files import PURPOSES, parse_multipart
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/files")
+async def upload(request: Request) -> dict[str, Any]:
+    form = parse_multipart(await request.body(), request.headers.get("content-type", ""))
+    if "file" not in form or "purpose" not in form:
+        raise APIError(400, "Missing 'file' or 'purpose' in the form.",
+                       param="file" if "file" not in form else "purpose")
+    purpose = form["purpose"][1].decode("utf-8").strip()
+    if purpose not in PURPOSES:
+        raise APIError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}",
+                       param="purpose")
+    filename, data = form["file"]
+    return state(request).files.create(filename or "upload.jsonl", purpose, data).to_dict()
+
+
+@router.get("/files")
+async def list_files(request: Request, purpose: str | None = None, limit: int = 10000,
+                     order: str = "desc", after: str | None = None) -> dict[str, Any]:
+    files = state(request).files.list(purpose, order)
+    if after is not None:
+        ids = [f.id for f in files]
+        files = files[ids.index(after) + 1:] if after in ids else []
+    page = files[: max(1, limit)]
+    return {"object": "list", "data": [f.to_dict() for f in page],
+            "first_id": page[0].id if page else "", "last_id": page[-1].id if page else "",
+            "has_more": len(files) > len(page)}
+
+
+@router.get("/files/{file_id}")
+async def get_file(request: Request, file_id: str) -> dict[str, Any]:
+    return state(request).files.get(file_id).to_dict()
+
+
+@router.delete("/files/{file_id}")
+async def delete_file(request: Request, file_id: str) -> dict[str, Any]:
+    state(request).files.delete(file_id)
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
+@router.get("/files/{file_id}/content")
+async def file_content(request: Request, file_id: str) -> Response:
+    stored = state(request).files.get(file_id)
+    return Response(stored.path.read_bytes(), media_type="application/octet-stream")

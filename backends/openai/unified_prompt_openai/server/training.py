@@ -1,0 +1,76 @@
+"""Real local fine-tuning for a hosted-style job, through the core.
+
+Chat JSONL becomes TrainItems (prompt = the backend's own chat template applied to every
+message but the last, target = the last assistant message) and the core's Trainer drives
+`backend.start_training(model, TrainSetup(task="generation", ...))`: the same loop, batches
+and learning-rate schedule a local run uses. DPO rows are approximated by supervised
+training on the preferred answer (the local backends have no preference loss); the job
+says so in a warning event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.backend import TrainItem
+from unified_prompt.config import LoraSpec, PromptTuningSpec, TrainSpec
+from unified_prompt.prompts.segments import Mask, Rendered, Soft, Text
+
+SPECS: dict[str, type[TrainSpec]] = {"lora": LoraSpec, "prompt_tuning": PromptTuningSpec}
+AUTO_EPOCHS = 3
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    messages: list[dict[str, str]]
+    target: str
+
+
+def read_rows(path: Path, kind: str) -> list[ChatRow]:
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        if kind == "dpo":
+            rows.append(ChatRow(list(obj["input"]["messages"]),
+                                obj["preferred_output"][0]["content"]))
+        else:
+            msgs = list(obj["messages"])
+            rows.append(ChatRow(msgs[:-1], msgs[-1]["content"]))
+    return rows
+
+
+def train_items(render_chat: Any, rows: list[ChatRow], soft_tokens: int = 0) -> list[TrainItem]:
+    head = [Soft(0, soft_tokens)] if soft_tokens else []
+    return [TrainItem(Rendered.of([*head, Text(render_chat(r.messages)), Mask()]),
+                      target=r.target) for r in rows]
+
+
+def resolve_hyperparameters(hp: dict[str, Any], n_examples: int) -> dict[str, Any]:
+    """'auto' made concrete the way the hosted API reports it once a job runs."""
+    epochs = hp.get("n_epochs")
+    batch = hp.get("batch_size")
+    mult = hp.get("learning_rate_multiplier")
+    return {"n_epochs": AUTO_EPOCHS if epochs in (None, "auto") else int(epochs),
+            "batch_size": (max(1, min(8, n_examples // 10 or 1)) if batch in (None, "auto")
+                           else int(batch)),
+            "learning_rate_multiplier": 1.0 if mult in (None, "auto") else float(mult)}
+
+
+def train_spec(method: str, hp: dict[str, Any], seed: int) -> TrainSpec:
+    cls = SPECS[method]
+    extra: dict[str, Any] = {"init": "random", "num_virtual_tokens": 8} \
+        if method == "prompt_tuning" else {}
+    return cls(method=method, epochs=hp["n_epochs"], batch_size=hp["batch_size"],
+               lr=cls.default_lr * hp["learning_rate_multiplier"], eval_limit=None,
+               keep_best=False, checkpoint_every=10**9, warmup_ratio=0.0, seed=seed, **extra)
+
+
+def estimate_trained_tokens(rows: list[ChatRow], epochs: int) -> int:
+    chars = sum(len(m["content"]) for r in rows for m in r.messages) + \
+        sum(len(r.target) for r in rows)
+    return (chars // 4 + 4 * len(rows)) * epochs

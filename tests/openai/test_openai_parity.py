@@ -1,0 +1,75 @@
+"""Through the server, a local model gives the same predictions as the local backend
+itself: echo scoring reproduces the exact label-word log-probs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import openai_testkit as kit
+import pytest
+
+from unified_prompt.runner import Experiment
+
+
+def _run(data: dict, tmp_path, name: str):
+    return Experiment.from_dict(data).run(out=tmp_path / name, progress=False)
+
+
+@pytest.mark.parametrize("prompt,echo_batch", [
+    ({}, 1),
+    ({"demonstrations": {"k": 1}, "calibration": "contextual"}, 1),
+    ({}, 7),
+], ids=["zero-shot", "one-shot-calibrated", "seven-examples-per-request"])
+def test_predictions_through_the_server_equal_the_fake_backend(server, tmp_path, prompt,
+                                                               echo_batch):
+    files = kit.write_data(tmp_path / "data", train=8, dev=0, test=40)
+    direct = _run(kit.run_spec(files, backend="fake", prompt=prompt), tmp_path, "fake")
+    options = kit.backend_options(server, echo_batch=echo_batch)
+    hosted = _run(kit.run_spec(files, options=options, prompt=prompt), tmp_path, "openai")
+    assert [r["prediction"] for r in hosted.predictions] == \
+        [r["prediction"] for r in direct.predictions]
+    for a, b in zip(hosted.predictions, direct.predictions, strict=True):
+        assert a["id"] == b["id"]
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
+    assert hosted.scores == direct.scores
+    assert len({r["prediction"] for r in direct.predictions}) == 2, "a non-trivial check"
+    usage = hosted.metrics["usage"]
+    n_prompts = 40 + (3 if prompt.get("calibration") else 0)
+    per_request = -(-n_prompts // echo_batch)
+    assert usage["requests"] == per_request + 1  # (+1: the echo probe at load time)
+    assert hosted.metrics["backend"] == "openai"
+
+
+def _hf_ready() -> str | None:
+    if importlib.util.find_spec("unified_prompt_hf") is None:
+        return "unified_prompt_hf is not installed"
+    from unified_prompt.backend import Backend
+    from unified_prompt.registry import backend_class
+
+    cls = backend_class("hf")
+    missing = [n for n in ("text_logprobs", "generate_text", "render_chat")
+               if getattr(cls, n) is getattr(Backend, n)]
+    return f"the hf backend does not implement {', '.join(missing)} yet" if missing else None
+
+
+@pytest.mark.slow
+def test_hf_predictions_through_the_server_equal_the_hf_backend(tmp_path):
+    """`serve --backend hf --model smollm2-135m` + examples/sentiment.yaml on 200 test
+    examples: the same zero-shot predictions as the hf backend directly."""
+    reason = _hf_ready()
+    if reason:
+        pytest.skip(reason)
+    overrides = ["eval.limit=200"]
+    direct = Experiment.from_yaml(kit.DATA.parents[2] / "examples" / "sentiment.yaml",
+                                  overrides=overrides).run(progress=False)
+    with kit.serve(backend="hf", model="smollm2-135m", served_name="smollm2-135m") as srv:
+        opts = [f"backend.options.openai.{k}={v}" for k, v in
+                {"base_url": srv.base_url, "api_key": kit.API_KEY, "cache": False,
+                 "concurrency": 4}.items()]
+        hosted = Experiment.from_yaml(kit.DATA.parents[2] / "examples" / "sentiment.yaml",
+                                      overrides=overrides + opts, backend="openai"
+                                      ).run(progress=False)
+    assert [r["prediction"] for r in hosted.predictions] == \
+        [r["prediction"] for r in direct.predictions]
+    for a, b in zip(hosted.predictions, direct.predictions, strict=True):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-3)
