@@ -10,7 +10,8 @@ def test_exported_names_are_pinned():
     assert unified_prompt.__all__ == sorted([
         "Backend", "Capabilities", "Example", "Experiment", "ExperimentSpec", "Predictor", "RunResult",
         "Template", "UnifiedPromptError", "Verbalizer", "__version__", "available_backends",
-        "create_backend", "load_dataset", "load_file", "load_result", "load_spec", "load_splits"])
+        "create_backend", "load_dataset", "load_file", "load_result", "load_spec", "load_splits",
+        "run_search"])
     for name in unified_prompt.__all__:
         assert getattr(unified_prompt, name) is not None
 

@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "create_backend": "unified_prompt.registry",
     "available_backends": "unified_prompt.registry",
     "UnifiedPromptError": "unified_prompt.errors",
+    "run_search": "unified_prompt.search.run",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from unified_prompt.registry import available as available_backends
     from unified_prompt.registry import create_backend
     from unified_prompt.runner import Experiment, Predictor, RunResult, load_result
+    from unified_prompt.search.run import run_search
 
 
 def __getattr__(name: str) -> Any:

@@ -20,8 +20,10 @@ from typing import Any
 
 from unified_prompt.errors import RunDirectoryError
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|organi[sz]ation|authorization)",
-                        re.IGNORECASE)
+# A key names a secret when it is an API key, a password, a secret, an auth header or a
+# singular "...token" (max_new_tokens is a count, not a credential).
+SECRET_KEY = re.compile(r"(api[_-]?key|secret|passw(or)?d|authorization|organi[sz]ation|"
+                        r"(^|[_-])token$|^token$)", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 

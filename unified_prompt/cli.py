@@ -124,6 +124,47 @@ def run(config: Path, overrides: tuple[str, ...], backend: str | None, out: Path
         click.echo(result.summary())
 
 
+# -- search -------------------------------------------------------------------------
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--strategy", required=True, metavar="NAME",
+              help="propose | gradient | rl | verbalizer | demos.")
+@click.option("--budget", required=True, type=int, metavar="N",
+              help="Model calls the search may spend (one prompt scored or generated = one "
+                   "call); the final test evaluation is planned and reported apart.")
+@click.option("--max-tokens", type=int, default=None, help="Also stop at this many tokens.")
+@click.option("--max-cost", type=float, default=None, help="Also stop at this estimated cost (USD).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Search directory: search.jsonl, best.yaml, report.md, result.json.")
+@spec_options
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A strategy option, e.g. -o dev_limit=100 -o proposer.model=gpt-4o-mini.")
+@click.option("--seed", type=int, default=None, help="Search seed (default: the spec's seed).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its cost; spend nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a TTY).")
+@click.option("--json", "as_json", is_flag=True, help="Print result.json instead of a summary.")
+@handles_errors
+def search(config: Path, strategy: str, budget: int, max_tokens: int | None,
+           max_cost: float | None, out: Path | None, overrides: tuple[str, ...],
+           backend: str | None, options: tuple[str, ...], seed: int | None, dry_run: bool,
+           progress: bool | None, as_json: bool) -> None:
+    """Search for a better prompt for CONFIG (template, label words or demonstrations)."""
+    from unified_prompt.config import apply_overrides
+    from unified_prompt.search import SearchBudget, run_search
+
+    opts = apply_overrides({}, list(options))
+    result = run_search(config, strategy=strategy,
+                        budget=SearchBudget(budget, max_tokens, max_cost), out=out,
+                        backend=backend, seed=seed, options=opts, overrides=list(overrides),
+                        dry_run=dry_run, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        click.echo(result.summary())
+    if dry_run and result.plan and not result.plan["fits"]:
+        sys.exit(2)
+
+
 # -- validate -----------------------------------------------------------------------
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))

@@ -90,9 +90,29 @@ class DataSpec(Strict):
 
 # -- prompt --------------------------------------------------------------------------
 class DemoSpec(Strict):
-    k: int = Field(0, ge=0, description="Demonstrations per label (classification) or in all.")
-    selection: Literal["random", "similarity"] = "random"
+    k: int = Field(0, ge=0, description="Demonstrations per label (classification) or in all; "
+                   "with selection: fixed, the number of ids (filled in when left out).")
+    selection: Literal["random", "similarity", "fixed"] = "random"
+    ids: list[str] | None = Field(
+        None, description="selection: fixed: these training examples, in this order (a set "
+                          "found by `unified-prompt search --strategy demos`).")
     separator: str = "\n\n"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_fixed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("selection") == "fixed" and not data.get("k") \
+                and isinstance(data.get("ids"), list):
+            data = {**data, "k": len(data["ids"])}
+        return data
+
+    @model_validator(mode="after")
+    def _fixed_ids(self) -> DemoSpec:
+        if self.selection == "fixed" and not self.ids:
+            raise ValueError("demonstrations.selection: fixed needs ids (training example ids)")
+        if self.ids is not None and self.selection != "fixed":
+            raise ValueError("demonstrations.ids is read only with selection: fixed")
+        return self
 
 
 class CalibrationSpec(Strict):

@@ -48,6 +48,14 @@ def _check_data(spec: ExperimentSpec) -> str:
                 f"prompt.verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
                 "found in the data (map raw labels with data.label_map)",
                 problems=[("prompt.verbalizer", f"missing {missing}")])
+    demos = spec.prompt.demonstrations
+    if demos.selection == "fixed" and demos.ids:
+        known = {ex.id for ex in splits.train}
+        missing = [i for i in demos.ids if i not in known]
+        if missing:
+            raise ConfigError(
+                f"prompt.demonstrations.ids: {', '.join(map(repr, missing[:5]))} not in the "
+                "training split", problems=[("prompt.demonstrations.ids", "unknown ids")])
     sizes = splits.sizes()
     if not sizes[spec.eval.split]:
         raise DataError(f"eval.split {spec.eval.split!r} has no examples")

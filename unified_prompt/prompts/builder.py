@@ -35,7 +35,8 @@ class PromptBuilder:
                            if spec.task == "classification" and spec.prompt.verbalizer else None)
         demos = spec.prompt.demonstrations
         self.selector = DemoSelector(demo_pool, k=demos.k, selection=demos.selection,
-                                     seed=spec.seed, per_label=spec.task == "classification")
+                                     seed=spec.seed, per_label=spec.task == "classification",
+                                     ids=demos.ids)
 
     @property
     def truncate(self) -> dict[str, int]:

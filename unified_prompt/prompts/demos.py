@@ -1,4 +1,5 @@
-"""Choosing few-shot demonstrations: k per label, by seed or by similarity to the query.
+"""Choosing few-shot demonstrations: k per label, by seed or by similarity to the query,
+or a fixed list of training ids (what a demonstration search writes into its best spec).
 
 Similarity uses TF-IDF cosine (scikit-learn): deterministic, framework-free, so every
 backend sees the same demonstrations for the same query.
@@ -12,15 +13,17 @@ from typing import Literal
 
 from unified_prompt.data.example import Example
 
-Selection = Literal["random", "similarity"]
+Selection = Literal["random", "similarity", "fixed"]
 
 
 class DemoSelector:
     """Picks demonstrations from a pool (the training split) for each query."""
 
     def __init__(self, pool: Sequence[Example], *, k: int, selection: Selection = "random",
-                 seed: int = 0, per_label: bool = True) -> None:
+                 seed: int = 0, per_label: bool = True,
+                 ids: Sequence[str] | None = None) -> None:
         self.pool = list(pool)
+        self.ids = list(ids or [])
         self.k = k
         self.selection = selection
         self.seed = seed
@@ -54,8 +57,25 @@ class DemoSelector:
                                                sublinear_tf=True)
             self._matrix = self._vectorizer.fit_transform([e.text for e in self.pool])
 
+    def _listed(self) -> list[Example]:
+        """The fixed demonstrations, in the order the spec lists them."""
+        if self._fixed is None:
+            by_id = {e.id: e for e in self.pool}
+            missing = [i for i in self.ids if i not in by_id]
+            if missing:
+                from unified_prompt.errors import DataError
+
+                shown = ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else "")
+                raise DataError(f"prompt.demonstrations.ids: no training example with id {shown} "
+                                f"(the pool holds {len(self.pool)} training examples)")
+            self._fixed = [by_id[i] for i in self.ids]
+        return self._fixed
+
     def select(self, queries: Sequence[Example]) -> list[list[Example]]:
         """Demonstrations for each query, never the query itself."""
+        if self.selection == "fixed":
+            fixed = self._listed() if self.ids else []
+            return [[d for d in fixed if d.id != q.id] for q in queries]
         if self.k <= 0 or not self.pool:
             return [[] for _ in queries]
         if self.selection == "random":

@@ -91,7 +91,7 @@ class FakeBackend(Backend):
     capabilities = Capabilities(
         score=True, exact_multi_token=True, generate=True,
         methods=frozenset({"prompt_tuning", "lora", "full"}), adapters=True, top_tokens=True,
-        raw_text=True,
+        token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL}),
         notes=("numpy reference backend for tests; no p_tuning or prefix_tuning",))
     Options = FakeOptions
@@ -229,6 +229,8 @@ class FakeBackend(Backend):
         return out
 
     def _alternatives(self, model: FakeModel, lp: np.ndarray, k: int) -> tuple:
+        if k <= 0:
+            return ()
         best = [int(i) for i in np.argsort(-lp)[:k]]
         return tuple((" " + model.vocab.get(i, f"<{i}>"), float(lp[i])) for i in best)
 
@@ -272,6 +274,57 @@ class FakeBackend(Backend):
 
     def render_chat(self, model: FakeModel, messages: Sequence[dict[str, str]]) -> str:
         return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+    # -- search primitives -----------------------------------------------------------
+    def vocabulary(self, model: FakeModel) -> list[str]:
+        """One word per id that tokenizes back to that id (found by hashing short made-up
+        words), with a leading space like a BPE word token; ids 0-2 are the specials."""
+        size = self.options.vocab_size
+        cached = getattr(self, "_vocab", None)
+        if cached is not None and len(cached) == size:
+            return list(cached)
+        words: list[str | None] = ["<pad>", "<bos>", "<eos>", *([None] * (size - 3))]
+        missing, n = size - 3, 0
+        consonants, vowels = "bdfgklmnprstvz", "aeiou"
+        while missing:
+            a, rest = divmod(n, len(consonants) * len(vowels))
+            word = consonants[rest // len(vowels)] + vowels[rest % len(vowels)]
+            while a:
+                a, r = divmod(a - 1, len(consonants) * len(vowels))
+                word += consonants[r // len(vowels)] + vowels[r % len(vowels)]
+            i = 3 + zlib.crc32(word.encode("utf-8")) % (size - 3)
+            if words[i] is None:
+                words[i] = " " + word
+                missing -= 1
+            n += 1
+        self._vocab = [str(w) for w in words]
+        return list(self._vocab)
+
+    def tokenize(self, model: FakeModel, text: str) -> list[int]:
+        return self._tokens(model, text)
+
+    def token_gradients(self, model: FakeModel, items: Sequence[TrainItem], setup: TrainSetup,
+                        triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
+        """g @ E.T per slot, g the gradient of the mean classification loss with respect to
+        the trigger embeddings (the prompt-tuning gradient, evaluated at E[triggers])."""
+        if setup.task != "classification":
+            raise CapabilityError("fake backend: token gradients for classification only")
+        work = model.copy()
+        for slot, ids in triggers.items():
+            work.soft[slot] = model.E[np.asarray(ids, dtype=int)].copy()
+        encode = lambda t: self._tokens(model, t)  # noqa: E731
+        for item in items[:1]:
+            for slot, count in soft_counts(item.prompt, encode).items():
+                if len(triggers.get(slot, [])) != count:
+                    raise UserInputError(f"soft slot {slot} holds {count} tokens but "
+                                         f"{len(triggers.get(slot, []))} trigger ids were given")
+        session = FakeSession.__new__(FakeSession)
+        session.backend, session.model, session.setup = self, work, setup
+        session.method = "prompt_tuning"
+        acc = {f"soft.{slot}": np.zeros_like(v) for slot, v in work.soft.items()}
+        for item in items:
+            session._example_loss(item, acc, 1.0 / len(items))
+        return {slot: acc[f"soft.{slot}"] @ model.E.T for slot in triggers}
 
     # -- training --------------------------------------------------------------------
     def start_training(self, model: FakeModel, setup: TrainSetup) -> FakeSession:

@@ -1,0 +1,112 @@
+"""Prompt search on rotten_tomatoes with SmolLM2-135M (hf backend, CPU): each strategy's best
+prompt against examples/sentiment.yaml's template, both on the full test split, once each.
+
+    nice -n 10 .venv/bin/python bench/search_smollm2.py verbalizer rl propose demos
+    nice -n 10 .venv/bin/python bench/search_smollm2.py gradient   # needs hf token_gradients
+
+Each strategy writes runs/bench-search/<strategy>/ (search.jsonl, best.yaml, report.md,
+result.json) and prints one summary line; the settings below are the ones in
+bench/RESULTS.md ("## search"). The equivalent CLI call is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from unified_prompt.search import SearchBudget, run_search
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "examples" / "sentiment.yaml"
+
+#: name -> (budget in calls, options); the name is the strategy up to a "-". Sized for a
+#: shared 2-core CPU (about 1 s per scored prompt under load): a 100-example dev objective
+#: and small searches.
+SETTINGS: dict[str, tuple[int, dict]] = {
+    "verbalizer": (400, {"dev_limit": 100, "probe_per_label": 16, "top_k": 30,
+                         "select_by": "accuracy"}),
+    "verbalizer-cal": (400, {"dev_limit": 100, "probe_per_label": 16, "top_k": 30,
+                             "calibrations": ["none", "batch", "contextual"]}),
+    "demos": (600, {"dev_limit": 100, "k": 1, "pool_per_label": 6, "random_sets": 2,
+                    "steps": 2}),
+    "rl": (800, {"dev_limit": 100, "tokens": 2, "samples": 3, "batch": 12, "check_every": 4,
+                 "select_by": "accuracy"}),
+    "propose": (700, {"dev_limit": 100, "rounds": 2, "per_round": 3, "select_by": "accuracy"}),
+    "gradient": (800, {"dev_limit": 100, "triggers": 2, "batch": 4, "eval_batch": 8,
+                       "candidates": 4}),
+}
+#: The final test evaluation: the first TEST_LIMIT examples of the fixed test split.
+TEST_LIMIT = 400
+
+
+def cli_line(strategy: str, budget: int, options: dict, out: Path) -> str:
+    opts = " ".join(f"-o '{k}={json.dumps(v) if isinstance(v, list) else v}'"
+                    for k, v in options.items())
+    return (f"nice -n 10 unified-prompt search examples/sentiment.yaml --strategy {strategy} "
+            f"--budget {budget} --set eval.limit={TEST_LIMIT} {opts} --out {out}")
+
+
+def table(dirs: list[Path]) -> str:
+    """RESULTS.md rows from finished search directories (result.json)."""
+    rows = ["| strategy | budget | spent (search) | dev acc original -> best | "
+            "test acc original -> best (n) | gain | search wall | total wall | best prompt |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for d in dirs:
+        r = json.loads((d / "result.json").read_text())
+        best = r["best"]
+        shown = best["template"].replace("\n", "\\n")
+        if best.get("demonstrations"):
+            shown += f" + demos {best['demonstrations'].get('ids') or best['demonstrations']}"
+        words = "/".join("+".join(w) for w in best["verbalizer"].values())
+        if best.get("calibration"):
+            words += f", calibration {best['calibration']}"
+        rows.append(
+            f"| {d.name} | {r['budget']} | {r['usage']['search']['calls']:,} calls | "
+            f"{r['dev']['original']['accuracy']:.3f} -> {r['dev']['best']['accuracy']:.3f} | "
+            f"{r['test']['original']['accuracy']:.4f} -> {r['test']['best']['accuracy']:.4f} "
+            f"({r['test']['n']}) | {r['gain_points']:+.2f} | {r['search_seconds']:.0f}s | "
+            f"{r['seconds']:.0f}s | `{shown}` ({words}) |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--table":  # RESULTS.md rows from result.json
+        print(table([Path(x) for x in sys.argv[2:]]))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("strategies", nargs="+", choices=sorted(SETTINGS))
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-search")
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--hf-primitives-shim", action="store_true",
+                        help="Give the hf backend vocabulary/tokenize/token_gradients from "
+                             "bench/search_hf_primitives.py (until backends/hf has them).")
+    args = parser.parse_args()
+    if args.hf_primitives_shim:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from search_hf_primitives import install
+
+        install()
+    for name in args.strategies:
+        budget, options = SETTINGS[name]
+        out = args.out / name
+        shutil.rmtree(out, ignore_errors=True)
+        strategy = name.split("-")[0]
+        print(cli_line(strategy, budget, options, out), flush=True)
+        started = time.perf_counter()
+        result = run_search(SPEC, strategy=strategy, budget=SearchBudget(budget), out=out,
+                            backend=args.backend, options=options, progress=False,
+                            overrides=[f"eval.limit={TEST_LIMIT}"])
+        wall = time.perf_counter() - started
+        print(result.summary(), flush=True)
+        print(json.dumps({"strategy": name, "wall_s": round(wall, 1),
+                          "search_s": result.search_seconds, "usage": result.usage,
+                          "dev": result.dev, "test": result.test,
+                          "gain_points": round(result.gain or 0.0, 2)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Budgets: counted like the backend sees them, refused before spending when they cannot
+fit, and never passed during a search."""
+
+from __future__ import annotations
+
+import pytest
+
+from unified_prompt.errors import BudgetExceededError
+from unified_prompt.search import SearchBudget, run_search
+
+OPTIONS = {
+    "verbalizer": {"dev_limit": 12, "probe_per_label": 4},
+    "propose": {"dev_limit": 12, "rounds": 500, "per_round": 2},
+    "rl": {"dev_limit": 12, "steps": 500, "batch": 5, "samples": 3},
+    "gradient": {"dev_limit": 12, "iterations": 500, "batch": 3, "eval_batch": 5,
+                 "candidates": 3},
+    "demos": {"dev_limit": 12, "steps": 500, "pool_per_label": 6},
+}
+#: The largest unit of work each strategy sends at once with OPTIONS (for "stops exactly").
+UNIT = {"verbalizer": 12, "propose": 12, "rl": 12, "gradient": 12, "demos": 12}
+
+
+@pytest.fixture
+def counting_task(make_task, extra_backends):
+    return make_task({"template": "Review: {text} camera heavy\nSentiment: {mask}"},
+                     backend="counting")
+
+
+@pytest.mark.parametrize("strategy", sorted(OPTIONS))
+def test_search_stops_exactly_at_its_call_budget(counting_task, strategy, tmp_path,
+                                                 extra_backends):
+    counting = extra_backends["counting"]
+    budget = 150 if strategy == "verbalizer" else 233
+    if strategy == "verbalizer":
+        budget = 12 + 8 + 12  # baseline + probe + one dev pass: the whole search
+    result = run_search(counting_task, strategy=strategy, budget=budget, out=tmp_path / "o",
+                        options=OPTIONS[strategy])
+    search, final = result.usage["search"]["calls"], result.usage["final"]["calls"]
+    assert counting.calls == search + final  # every call the backend saw was counted
+    assert search <= budget
+    if strategy != "verbalizer":
+        assert result.stopped == "budget"
+        assert budget - search < UNIT[strategy]  # nothing that would still fit was left
+    n = result.test["n"]
+    assert final in (n, 2 * n)  # original and best on the test split, once each
+    rows = result.rows
+    assert all(r["calls"] <= budget for r in rows)
+
+
+def test_token_budget_stops_the_search(counting_task, tmp_path, extra_backends):
+    result = run_search(counting_task, strategy="rl", budget=SearchBudget(10_000, tokens=3000),
+                        options=OPTIONS["rl"])
+    assert result.stopped == "budget"
+    assert result.usage["search"]["tokens"] <= 3000
+    assert result.usage["search"]["calls"] < 10_000
+
+
+def test_a_plan_that_cannot_fit_is_refused_before_anything_is_spent(counting_task, tmp_path,
+                                                                     extra_backends):
+    with pytest.raises(BudgetExceededError, match="below the"):
+        run_search(counting_task, strategy="rl", budget=20, out=tmp_path / "o",
+                   options=OPTIONS["rl"])
+    assert extra_backends["counting"].calls == 0
+    assert not (tmp_path / "o").exists()
+
+
+def test_spec_budget_caps_search_plus_final_test(counting_task, extra_backends):
+    counting_task["budget"] = {"max_requests": 100}
+    with pytest.raises(BudgetExceededError, match="max_requests"):
+        run_search(counting_task, strategy="rl", budget=90, options=OPTIONS["rl"])
+    assert extra_backends["counting"].calls == 0
+
+
+def test_dry_run_plans_and_spends_nothing(counting_task, extra_backends):
+    result = run_search(counting_task, strategy="gradient", budget=500, dry_run=True,
+                        options=OPTIONS["gradient"])
+    plan = result.plan
+    assert plan["fits"] and plan["search_at_most"]["calls"] == 500
+    assert plan["final_test"]["calls"] == 2 * 24  # 24 test examples, original and best
+    assert plan["total_at_most"]["calls"] == 548
+    assert "token" in result.summary() or "calls" in result.summary()
+    assert extra_backends["counting"].calls == 0
+
+
+def test_test_split_is_scored_only_at_the_end(counting_task, tmp_path, extra_backends):
+    result = run_search(counting_task, strategy="rl", budget=300, options=OPTIONS["rl"])
+    log = extra_backends["counting"].log
+    touched = [any(i and i.startswith("s") for i in ids) for ids in log]
+    first = touched.index(True)
+    assert all(touched[first:]) and not any(touched[:first])
+    test_ids = [i for ids in log[first:] for i in ids if i and i.startswith("s")]
+    n = result.test["n"]
+    assert len(test_ids) in (n, 2 * n)  # original and best, once each

@@ -1,0 +1,167 @@
+"""The search directory, reproducibility, the best spec as a runnable spec, the CLI, and
+clear refusals for strategies a backend cannot run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from unified_prompt.cli import main
+from unified_prompt.errors import CapabilityError, RunDirectoryError, UserInputError
+from unified_prompt.registry import available
+from unified_prompt.runner import Experiment
+from unified_prompt.search import run_search
+from unified_prompt.validation import validate_spec_file
+
+FAST = {"rl": {"dev_limit": 12, "steps": 6, "batch": 6, "samples": 3, "check_every": 2},
+        "gradient": {"dev_limit": 12, "iterations": 4, "batch": 4, "eval_batch": 6,
+                     "candidates": 3},
+        "propose": {"dev_limit": 12, "rounds": 2, "per_round": 2},
+        "verbalizer": {"dev_limit": 12, "probe_per_label": 4},
+        "demos": {"dev_limit": 12, "steps": 4, "random_sets": 2}}
+
+
+@pytest.fixture
+def spec(make_task):
+    return make_task({"template": "Review: {text} camera heavy\nSentiment: {mask}"})
+
+
+@pytest.mark.parametrize("strategy", sorted(FAST))
+def test_same_seed_same_search(spec, tmp_path, strategy):
+    a = run_search(spec, strategy=strategy, budget=400, out=tmp_path / "a", seed=5,
+                   options=FAST[strategy])
+    b = run_search(spec, strategy=strategy, budget=400, out=tmp_path / "b", seed=5,
+                   options=FAST[strategy])
+    assert (tmp_path / "a" / "search.jsonl").read_text() == \
+        (tmp_path / "b" / "search.jsonl").read_text()
+    assert (tmp_path / "a" / "best.yaml").read_text() == (tmp_path / "b" / "best.yaml").read_text()
+    assert a.test == b.test
+
+
+def test_another_seed_searches_differently(spec, tmp_path):
+    runs = [run_search(spec, strategy="rl", budget=400, seed=s, options=FAST["rl"])
+            for s in (1, 2)]
+    assert [r["template"] for r in runs[0].rows] != [r["template"] for r in runs[1].rows]
+
+
+def test_directory_and_best_spec_runs_as_is(spec, tmp_path):
+    out = tmp_path / "out"
+    result = run_search(spec, strategy="rl", budget=400, out=out, options=FAST["rl"])
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["best.yaml", "config.yaml", "report.md", "result.json", "search.jsonl"]
+    rows = [json.loads(x) for x in (out / "search.jsonl").read_text().splitlines()]
+    assert rows == result.rows and rows[0]["origin"] == "original"
+    assert all({"template", "verbalizer", "accuracy", "margin", "calls", "scope"} <= set(r)
+               for r in rows)
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["test"] == result.test and saved["usage"] == result.usage
+    assert "## Top candidates on dev" in (out / "report.md").read_text()
+    # best.yaml validates and `run` reproduces the search's final test accuracy
+    validate_spec_file(out / "best.yaml")
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["prompt"]["template"] == result.best.template
+    ran = Experiment.from_yaml(out / "best.yaml").run(progress=False)
+    assert ran.scores["accuracy"] == pytest.approx(result.test["best"]["accuracy"])
+
+
+def test_demos_best_spec_keeps_its_fixed_ids(make_task, tmp_path):
+    hidden = {"demonstrations": {"selection": "fixed", "ids": ["t0", "t6"]}}
+    spec = make_task(lambda train: hidden,
+                     {"verbalizer": {"positive": ["light"], "negative": ["dark"]}}, n_train=4)
+    result = run_search(spec, strategy="demos", budget=400, out=tmp_path / "o",
+                        options={**FAST["demos"], "similarity": False, "pool_per_label": 4})
+    demos = result.best_spec.prompt.demonstrations
+    assert demos.selection == "fixed" and demos.ids
+    ran = Experiment.from_yaml(tmp_path / "o" / "best.yaml").run(progress=False)
+    assert ran.scores["accuracy"] == pytest.approx(result.test["best"]["accuracy"])
+
+
+def test_out_directory_is_never_overwritten(spec, tmp_path):
+    out = tmp_path / "o"
+    run_search(spec, strategy="verbalizer", budget=400, out=out, options=FAST["verbalizer"])
+    with pytest.raises(RunDirectoryError, match="finished search"):
+        run_search(spec, strategy="verbalizer", budget=400, out=out,
+                   options=FAST["verbalizer"])
+
+
+def test_unsupported_strategy_names_primitive_and_backend(spec, extra_backends):
+    spec["backend"]["name"] = "nograd"
+    with pytest.raises(CapabilityError) as err:
+        run_search(spec, strategy="gradient", budget=400)
+    text = str(err.value)
+    assert "token gradients" in text and "'nograd'" in text
+    assert "strategies that run on 'nograd': propose, rl, demos" in text
+    with pytest.raises(CapabilityError, match="top_tokens"):
+        run_search(spec, strategy="verbalizer", budget=400)
+
+
+def test_proposer_without_generation_is_refused(spec, extra_backends, monkeypatch):
+    NoGradientsBackend = extra_backends["nograd"]
+    monkeypatch.setattr(NoGradientsBackend, "capabilities", NoGradientsBackend.capabilities
+                        .__class__(**{**NoGradientsBackend.capabilities.__dict__,
+                                      "generate": False}))
+    with pytest.raises(CapabilityError, match=r"proposer backend, which backend 'nograd'"):
+        run_search(spec, strategy="propose", budget=400,
+                   options={"proposer": {"backend": "nograd"}})
+
+
+@pytest.mark.parametrize("name", ["hf", "paddle"])
+def test_local_backends_without_token_gradients_say_why(spec, name):
+    if name not in available():
+        pytest.skip(f"backend {name!r} not installed")
+    from unified_prompt.registry import backend_class
+
+    if backend_class(name).capabilities.token_gradients:
+        pytest.skip(f"backend {name!r} now declares token gradients")
+    with pytest.raises(CapabilityError, match=f"backend '{name}' does not provide"):
+        run_search(spec, strategy="gradient", budget=400, backend=name)
+
+
+def test_bad_input_is_a_user_error(spec):
+    with pytest.raises(UserInputError, match="unknown search strategy 'nope'"):
+        run_search(spec, strategy="nope", budget=400)
+    with pytest.raises(UserInputError, match="unknown option"):
+        run_search(spec, strategy="rl", budget=400, options={"stepz": 3})
+    with pytest.raises(UserInputError, match=r"finetune\.method: none"):
+        run_search({**spec, "finetune": {"method": "lora"}}, strategy="rl", budget=400)
+
+
+def test_cli_search_dry_run_run_and_errors(spec, tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    runner = CliRunner()
+    dry = runner.invoke(main, ["search", str(path), "--strategy", "rl", "--budget", "300",
+                               "--dry-run", "-o", "dev_limit=12"])
+    assert dry.exit_code == 0, dry.output
+    assert "search plan: rl" in dry.output and "fits the budget" in dry.output
+    small = runner.invoke(main, ["search", str(path), "--strategy", "rl", "--budget", "5",
+                                 "--dry-run", "-o", "dev_limit=12"])
+    assert small.exit_code == 2 and "REFUSED" in small.output
+    out = tmp_path / "out"
+    done = runner.invoke(main, ["search", str(path), "--strategy", "rl", "--budget", "300",
+                                "--out", str(out), "--seed", "3", "--no-progress",
+                                *[f"-o{k}={v}" for k, v in FAST["rl"].items()]])
+    assert done.exit_code == 0, done.output
+    assert "test accuracy: original" in done.output and (out / "best.yaml").exists()
+    bad = runner.invoke(main, ["search", str(path), "--strategy", "gradient", "--budget",
+                               "300", "--backend", "nope"])
+    assert bad.exit_code == 2 and "not installed" in bad.output
+    unknown = runner.invoke(main, ["search", str(path), "--strategy", "rl", "--budget", "300",
+                                   "-o", "colour=red"])
+    assert unknown.exit_code == 2 and "search.rl.colour: unknown option" in unknown.output
+
+
+def test_verbalizer_can_choose_the_calibration_too(make_task, tmp_path):
+    spec = make_task({"verbalizer": {"positive": ["light"], "negative": ["dark"]}})
+    result = run_search(spec, strategy="verbalizer", budget=400, out=tmp_path / "o",
+                        options={**FAST["verbalizer"],
+                                 "calibrations": ["none", "batch", "contextual"]})
+    methods = {r.get("calibration") for r in result.rows if r["origin"] != "original"}
+    assert methods == {"none", "batch", "contextual"}
+    chosen = result.best.calibration
+    assert result.best_spec.prompt.calibration.method == (chosen or "none")
+    ran = Experiment.from_yaml(tmp_path / "o" / "best.yaml").run(progress=False)
+    assert ran.scores["accuracy"] == pytest.approx(result.test["best"]["accuracy"])

@@ -1,0 +1,82 @@
+"""Each strategy improves its own dev objective on a synthetic task with a known answer."""
+
+from __future__ import annotations
+
+from unified_prompt.search import run_search
+from unified_prompt.testing.fake import FakeBackend
+
+MODEL = "fake-search"
+#: The fake model's label probabilities stay near 1/2 whatever the prompt, so the margin
+#: (the default "best" on real models) barely moves; these tasks are judged by accuracy.
+ACC = {"select_by": "accuracy"}
+INIT = " river"
+
+
+def _vocab_word(i: int) -> str:
+    backend = FakeBackend()
+    return backend.vocabulary(backend.load_model(MODEL))[i]
+
+
+def test_verbalizer_finds_the_hidden_label_words(make_task, tmp_path):
+    spec = make_task({"verbalizer": {"positive": ["light"], "negative": ["dark"]}})
+    result = run_search(spec, strategy="verbalizer", budget=200, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "probe_per_label": 8, "top_k": 60})
+    assert result.dev["original"]["accuracy"] <= 0.6
+    assert result.dev["best"]["accuracy"] >= 0.9
+    assert result.best.verbalizer["positive"] == ["light"]  # the hidden word, read by top_tokens
+
+
+def test_gradient_moves_towards_the_hidden_triggers(make_task, tmp_path):
+    hidden = "Review: {text}" + _vocab_word(50) + _vocab_word(300) + "\nSentiment: {mask}"
+    spec = make_task({"template": hidden})
+    result = run_search(spec, strategy="gradient", budget=1500, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "triggers": 2, "iterations": 12,
+                                 "candidates": 6, "batch": 8, "eval_batch": 12,
+                                 "init": INIT})
+    start = next(r for r in result.rows if r.get("iteration") == 0)
+    # the swaps, not the starting triggers, did the work
+    assert result.dev["best"]["accuracy"] >= start["accuracy"] + 0.2
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.1
+    assert result.dev["best"]["accuracy"] >= 0.9
+
+
+def test_rl_learns_the_hidden_prompt_words(make_task, tmp_path):
+    spec = make_task({"template": "Review: {text} camera heavy\nSentiment: {mask}"})
+    vocab = ["bright", "heavy", "river", "summer", "quiet", "road", "film", "camera"]
+    result = run_search(spec, strategy="rl", budget=3000, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "vocab": vocab, "tokens": 2, "steps": 40,
+                                 "samples": 4, "batch": 12, "check_every": 4})
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
+    assert result.dev["best"]["accuracy"] >= 0.9
+
+
+def test_propose_refines_towards_the_hidden_instruction(make_task, tmp_path, extra_backends):
+    spec = make_task({"template": "heavy summer camera\nReview: {text}\nSentiment: {mask}"})
+    result = run_search(spec, strategy="propose", budget=2000, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "rounds": 12, "per_round": 3,
+                                 "seed_instructions": ["road road road"],
+                                 "proposer": {"backend": "scripted"}})
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
+    assert result.dev["best"]["accuracy"] >= 0.9
+    # refinement: the proposer only edits the best instruction it is shown, one word a
+    # round, so reaching the hidden instruction takes several rounds of feedback
+    rows = [r for r in result.rows if r.get("round")]
+    first = max(r["accuracy"] for r in rows if r["round"] <= 1)
+    assert max(r["accuracy"] for r in rows) > first
+    assert result.extras["proposer"]["backend"] == "scripted"
+
+
+def test_demos_search_finds_a_better_demonstration_set(make_task, tmp_path):
+    def hidden(train):
+        assert {e.id: e.label for e in train if e.id in ("t0", "t6")} == {
+            "t0": "negative", "t6": "positive"}
+        return {"demonstrations": {"selection": "fixed", "ids": ["t0", "t6"]}}
+
+    words = {"verbalizer": {"positive": ["light"], "negative": ["dark"]}}
+    spec = make_task(hidden, words, n_train=4)
+    result = run_search(spec, strategy="demos", budget=1000, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "pool_per_label": 4, "steps": 20})
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
+    assert result.best.demos is not None
+    best = result.best_spec.prompt.demonstrations
+    assert best.selection in ("fixed", "similarity")

@@ -1,0 +1,76 @@
+"""What a strategy works with: the base spec, the splits, the target backend and model, the
+dev objective, the meter, a seeded random generator and the journal.
+
+Strategies propose; `consider` scores a candidate on the dev objective, writes it to the
+journal and keeps the best. Strategies never see the test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from unified_prompt.search.candidate import Candidate
+from unified_prompt.search.objective import Objective, Score, SelectBy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from unified_prompt.backend import Backend
+    from unified_prompt.config import ExperimentSpec
+    from unified_prompt.data.example import Example
+    from unified_prompt.search.budget import Meter
+    from unified_prompt.search.journal import Journal
+
+
+@dataclass
+class SearchContext:
+    spec: ExperimentSpec
+    strategy: str
+    train: list[Example]
+    dev: list[Example]
+    backend: Backend
+    model: Any
+    meter: Meter
+    objective: Objective
+    journal: Journal
+    rng: np.random.Generator
+    seed: int
+    progress: bool | None = None
+    select_by: SelectBy = "margin"
+    best: Candidate | None = None
+    best_score: Score | None = None
+    original: Candidate | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def consider(self, cand: Candidate, **meta: Any) -> Score:
+        """Score `cand` on the dev objective (free when already scored) and record it."""
+        score, cached = self.objective.dev_score(cand, self.dev)
+        return self.record(cand, score, cached=cached, **meta)
+
+    def record(self, cand: Candidate, score: Score, *, scope: str = "dev",
+               cached: bool = False, **meta: Any) -> Score:
+        """Write a scored candidate to the journal; dev scores compete for best."""
+        improved = False
+        if scope == "dev":
+            self.objective.remember(cand, score)
+            if self.better(score, self.best_score):
+                self.best, self.best_score, improved = cand, score, True
+        row = {"strategy": self.strategy, "origin": cand.origin, "scope": scope,
+               **cand.to_dict(), **score.to_dict(), "best": improved, "cached": cached,
+               **meta, **self.meter.search.to_dict()}
+        self.journal.write(row)
+        return score
+
+    def better(self, score: Score, other: Score | None) -> bool:
+        return score.better_than(other, self.select_by)
+
+    def batch_score(self, cand: Candidate, examples: Sequence[Example], **meta: Any) -> Score:
+        """Score on a minibatch (charged every time) and record it as a batch row."""
+        score = self.objective.score(cand, examples)
+        return self.record(cand, score, scope=f"batch:{len(examples)}", **meta)
+
+    def sample(self, examples: Sequence[Example], n: int) -> list[Example]:
+        idx = self.rng.choice(len(examples), size=min(n, len(examples)), replace=False)
+        return [examples[int(i)] for i in sorted(idx)]

@@ -1,0 +1,172 @@
+"""The dev objective: how well a candidate prompt labels a fixed list of examples.
+
+Scores are computed exactly as `unified-prompt run` computes them (the same PromptBuilder,
+Evaluator and calibration), every prompt is charged to the meter before it is sent, and a
+candidate scored once on the dev set is never paid for again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from unified_prompt.prompts.builder import PromptBuilder
+from unified_prompt.prompts.calibration import calibrate, label_prior
+from unified_prompt.prompts.verbalizer import Verbalizer, WordScores, log_softmax
+from unified_prompt.runner import Evaluator
+from unified_prompt.search.budget import Meter, Pricer
+from unified_prompt.search.candidate import Candidate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from unified_prompt.backend import Backend
+    from unified_prompt.config import ExperimentSpec
+    from unified_prompt.data.example import Example
+
+
+SelectBy = Literal["margin", "accuracy"]
+
+
+@dataclass(frozen=True)
+class Score:
+    """Accuracy, and the mean calibrated log-probability of the gold label (the tie-break
+    and the smooth signal that small steps move)."""
+
+    accuracy: float
+    margin: float
+    n: int
+
+    def key(self, select_by: SelectBy = "margin") -> tuple[float, float]:
+        """What "better" means: the margin (a proper scoring rule, steady on a few hundred
+        examples) then accuracy, or accuracy then margin."""
+        acc, margin = round(self.accuracy, 9), round(self.margin, 9)
+        return (margin, acc) if select_by == "margin" else (acc, margin)
+
+    def better_than(self, other: Score | None, select_by: SelectBy = "margin") -> bool:
+        return other is None or self.key(select_by) > other.key(select_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accuracy": round(self.accuracy, 6), "margin": round(self.margin, 6), "n": self.n}
+
+
+def score_from(logprobs: np.ndarray, gold: Sequence[int]) -> Score:
+    import numpy as np
+
+    gold_idx = np.asarray(gold)
+    rows = np.arange(len(gold_idx))
+    acc = float((np.argmax(logprobs, axis=1) == gold_idx).mean()) if len(rows) else 0.0
+    margin = float(logprobs[rows, gold_idx].mean()) if len(rows) else 0.0
+    return Score(acc, margin, len(rows))
+
+
+class Objective:
+    """Scores candidates on examples with the target backend and model."""
+
+    def __init__(self, spec: ExperimentSpec, backend: Backend, model: Any,
+                 pool: Sequence[Example], meter: Meter) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.model = model
+        self.pool = list(pool)
+        self.meter = meter
+        self.pricer = Pricer(backend, spec.backend.model)
+        self._builders: dict[str, tuple[ExperimentSpec, PromptBuilder]] = {}
+        self._dev: dict[str, Score] = {}
+
+    # -- building ----------------------------------------------------------------------
+    def builder(self, cand: Candidate) -> tuple[ExperimentSpec, PromptBuilder]:
+        key = cand.key()
+        if key not in self._builders:
+            spec = cand.apply(self.spec)
+            self._builders[key] = (spec, PromptBuilder(spec, self.pool))
+        return self._builders[key]
+
+    def gold(self, cand: Candidate, examples: Sequence[Example]) -> list[int]:
+        verbalizer = self.builder(cand)[1].verbalizer
+        assert verbalizer is not None
+        return [verbalizer.label_index(ex.label or "") for ex in examples]
+
+    # -- scoring -----------------------------------------------------------------------
+    def _raw(self, spec: ExperimentSpec, builder: PromptBuilder, prompts: list) -> np.ndarray:
+        assert builder.verbalizer is not None
+        if self.backend.capabilities.score:
+            self.meter.charge(self.pricer.score(prompts, len(builder.verbalizer.flat_words)))
+        else:
+            self.meter.charge(self.pricer.generate(prompts, 16))
+        evaluator = Evaluator(self.backend, builder, spec, progress=False)
+        return evaluator.label_scores(self.model, prompts, "search")
+
+    def label_logprobs(self, cand: Candidate, examples: Sequence[Example]) -> np.ndarray:
+        """(n, labels) calibrated label log-probabilities, as `run` computes them."""
+        spec, builder = self.builder(cand)
+        scores = self._raw(spec, builder, builder.render(examples))
+        return self._calibrated(spec, builder, scores)
+
+    def _calibrated(self, spec: ExperimentSpec, builder: PromptBuilder,
+                    scores: np.ndarray) -> np.ndarray:
+        method = spec.prompt.calibration.method
+        if method == "contextual":
+            ref = self._raw(spec, builder, builder.content_free())
+            return calibrate(scores, label_prior(ref))
+        if method == "batch":
+            return calibrate(scores, label_prior(scores))
+        return log_softmax(scores)
+
+    def score(self, cand: Candidate, examples: Sequence[Example]) -> Score:
+        """A fresh (uncached) score on any examples: minibatches, rewards."""
+        return score_from(self.label_logprobs(cand, examples), self.gold(cand, examples))
+
+    def dev_score(self, cand: Candidate, dev: Sequence[Example]) -> tuple[Score, bool]:
+        """The cached score on the dev objective set; True when it was already known."""
+        key = cand.key()
+        if key in self._dev:
+            return self._dev[key], True
+        self._dev[key] = self.score(cand, dev)
+        return self._dev[key], False
+
+    def remember(self, cand: Candidate, score: Score) -> None:
+        self._dev[cand.key()] = score
+
+    # -- label-word search -------------------------------------------------------------
+    def word_scores(self, cand: Candidate, words: Sequence[str], examples: Sequence[Example],
+                    contextual: bool = False) -> tuple[WordScores, WordScores | None]:
+        """Every word's score at the mask of each example's prompt (one call per prompt),
+        and on the content-free inputs when contextual calibration is wanted."""
+        spec, builder = self.builder(cand)
+        prompts = builder.render(examples)
+        self.meter.charge(self.pricer.score(prompts, len(words)))
+        ws = self.backend.score(self.model, prompts, list(words),
+                                batch_size=spec.eval.batch_size)
+        ref = None
+        if contextual or spec.prompt.calibration.method == "contextual":
+            cf = builder.content_free()
+            self.meter.charge(self.pricer.score(cf, len(words)))
+            ref = self.backend.score(self.model, cf, list(words), batch_size=spec.eval.batch_size)
+        return ws, ref
+
+    def verbalizer_score(self, cand: Candidate, words: Sequence[str], ws: WordScores,
+                         ref: WordScores | None, examples: Sequence[Example]) -> Score:
+        """The score `cand`'s label words would get, from word scores already paid for."""
+        import numpy as np
+
+        spec = self.spec
+        method = cand.calibration or spec.prompt.calibration.method
+        verbalizer = Verbalizer(cand.verbalizer)
+        cols = [list(words).index(w) for w in verbalizer.flat_words]
+
+        def pick(s: WordScores) -> WordScores:
+            return WordScores(np.asarray(s.logprob)[:, cols], np.asarray(s.n_tokens)[:, cols],
+                              s.exact)
+
+        scores = verbalizer.label_scores(pick(ws), spec.prompt.word_score)
+        if method == "contextual" and ref is not None:
+            lp = calibrate(scores, label_prior(verbalizer.label_scores(pick(ref),
+                                                                       spec.prompt.word_score)))
+        elif method == "batch":
+            lp = calibrate(scores, label_prior(scores))
+        else:
+            lp = log_softmax(scores)
+        gold = [verbalizer.label_index(ex.label or "") for ex in examples]
+        return score_from(lp, gold)

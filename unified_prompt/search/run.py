@@ -1,0 +1,283 @@
+"""`run_search`: one strategy, one budget, one spec; the same on every backend.
+
+    result = run_search("examples/sentiment.yaml", strategy="verbalizer", budget=2000,
+                        out="runs/search-verbalizer")
+
+Order of work: resolve the spec, check the strategy's primitives on the backend (before any
+model loads), plan and refuse a plan that cannot fit, then search on train and dev only,
+and last evaluate the original and the best prompt on the test split, once each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.backend import Backend
+from unified_prompt.config import ExperimentSpec, build_spec, load_spec
+from unified_prompt.data.resolve import Splits, load_splits
+from unified_prompt.errors import BudgetExceededError, DataError, UserInputError
+from unified_prompt.progress import bar
+from unified_prompt.prompts.builder import PromptBuilder
+from unified_prompt.registry import create_backend
+from unified_prompt.runner import Evaluator, peak_rss_mb
+from unified_prompt.search.budget import BudgetExhausted, Meter, Pricer, SearchBudget, Spend
+from unified_prompt.search.candidate import Candidate
+from unified_prompt.search.capabilities import require
+from unified_prompt.search.context import SearchContext
+from unified_prompt.search.journal import Journal, SearchDir
+from unified_prompt.search.objective import Objective
+from unified_prompt.search.report import SearchResult, best_yaml, render_report, spec_data
+from unified_prompt.search.strategies import strategy_class
+from unified_prompt.search.strategies.base import PlanInput, Strategy
+
+
+def _resolve(spec: ExperimentSpec | str | Path | Mapping[str, Any], backend: str | None,
+             overrides: list[str] | None) -> ExperimentSpec:
+    if isinstance(spec, (str, Path)):
+        return load_spec(spec, overrides=overrides, backend=backend)
+    if isinstance(spec, ExperimentSpec):
+        data = spec.model_dump(mode="json", exclude_none=True)
+    else:
+        data = dict(spec)
+    if overrides:
+        from unified_prompt.config import apply_overrides
+
+        apply_overrides(data, list(overrides))
+    if backend:
+        data.setdefault("backend", {})["name"] = backend
+    return build_spec(data)
+
+
+def _check_spec(spec: ExperimentSpec) -> None:
+    if spec.task != "classification":
+        raise UserInputError("search works on classification specs (label words at a {mask}); "
+                             f"this spec's task is {spec.task!r}")
+    if spec.finetune.method != "none":
+        raise UserInputError("search scores prompts without training; set finetune.method: none "
+                             f"(this spec has {spec.finetune.method!r}), then train with the best "
+                             "spec it writes")
+
+
+def _as_budget(budget: int | SearchBudget) -> SearchBudget:
+    if isinstance(budget, SearchBudget):
+        out = budget
+    else:
+        out = SearchBudget(calls=int(budget))
+    if out.calls < 1:
+        raise UserInputError(f"--budget must be at least 1 call (got {out.calls})")
+    return out
+
+
+class _Search:
+    """State of one search (kept off run_search so each step reads as one method)."""
+
+    def __init__(self, spec: ExperimentSpec, strategy: Strategy, budget: SearchBudget,
+                 out: Path | None, seed: int, progress: bool | None) -> None:
+        self.spec = spec
+        self.strategy = strategy
+        self.budget = budget
+        self.out = SearchDir(out) if out else None
+        self.seed = seed
+        self.progress = progress
+        self.backend: Backend | None = None
+        self.splits: Splits | None = None
+
+    # -- before anything is spent ---------------------------------------------------------
+    def prepare(self) -> tuple[Backend, Splits]:
+        spec = self.spec
+        _check_spec(spec)
+        splits = load_splits(spec.data, spec.task, spec.seed)
+        if not splits.dev:
+            raise DataError("search needs a dev split (the objective); this data has none")
+        if not self.test_examples(splits):
+            raise DataError("search needs a test split for its final report; this data has none")
+        PromptBuilder(spec, splits.train).check_fields(splits.dev)
+        backend = create_backend(spec.backend.name, spec.backend.options_for())
+        self.backend = backend
+        require(self.strategy.name, self.strategy.needs, backend)
+        for other, needs, role in self.strategy.other_backends(backend):
+            require(self.strategy.name, needs, other, role)
+        self.splits = splits
+        return backend, splits
+
+    def test_examples(self, splits: Splits) -> list:
+        limit = self.spec.eval.limit
+        return splits.test[:limit] if limit else splits.test
+
+    def dev_examples(self, splits: Splits) -> list:
+        return splits.dev[: self.strategy.options.dev_limit]
+
+    def plan(self, backend: Backend, splits: Splits) -> dict[str, Any]:
+        spec = self.spec
+        builder = PromptBuilder(spec, splits.train)
+        assert builder.verbalizer is not None
+        n_words = len(builder.verbalizer.flat_words)
+        cal = (len(spec.prompt.calibration.content_free)
+               if spec.prompt.calibration.method == "contextual" else 0)
+        dev, test = self.dev_examples(splits), self.test_examples(splits)
+        info = PlanInput(n_dev=len(dev), n_train=len(splits.train),
+                         n_labels=len(builder.verbalizer.labels), calibration_calls=cal,
+                         budget_calls=self.budget.calls,
+                         content_free=len(spec.prompt.calibration.content_free))
+        plan = self.strategy.plan(info)
+        pricer = Pricer(backend, spec.backend.model)
+        dev_pass = pricer.score(builder.render(dev), n_words)
+        search = dev_pass.scaled(self.budget.calls / max(1, dev_pass.calls))
+        search.calls = self.budget.calls
+        if self.budget.tokens is not None:
+            search.tokens = min(search.tokens, self.budget.tokens)
+        if self.budget.cost_usd is not None:
+            search.cost_usd = min(search.cost_usd, self.budget.cost_usd)
+        final = pricer.score(builder.render(test), n_words).scaled(2.0)
+        final.calls = 2 * (len(test) + cal)
+        total = search + final
+        out: dict[str, Any] = {
+            "strategy": self.strategy.name, "backend": backend.name, "model": spec.backend.model,
+            "seed": self.seed, "dev_examples": len(dev), "test_examples": len(test),
+            "budget": self.budget.describe(), "min_calls": plan.min_calls, "steps": plan.lines,
+            "search_at_most": search.to_dict(), "final_test": final.to_dict(),
+            "total_at_most": total.to_dict(), "options": self.strategy.options.model_dump()}
+        problems = []
+        if self.budget.calls < plan.min_calls:
+            problems.append(f"--budget {self.budget.calls:,} calls is below the {plan.min_calls:,} "
+                            f"this search needs at least ({'; '.join(plan.lines[:2])})")
+        smallest = dev_pass.scaled(plan.min_calls / max(1, dev_pass.calls))
+        if self.budget.tokens is not None and smallest.tokens > self.budget.tokens:
+            problems.append(f"the smallest useful search needs about {smallest.tokens:,} tokens; "
+                            f"the token budget is {self.budget.tokens:,}")
+        if self.budget.cost_usd is not None and smallest.cost_usd > self.budget.cost_usd:
+            problems.append(f"the smallest useful search costs about ${smallest.cost_usd:.4f}; "
+                            f"the cost budget is ${self.budget.cost_usd:g}")
+        cap = spec.budget
+        if cap.max_requests is not None and total.calls > cap.max_requests:
+            problems.append(f"search ({search.calls:,}) + final test ({final.calls:,}) calls "
+                            f"exceed budget.max_requests {cap.max_requests:,}")
+        if cap.max_tokens is not None and total.tokens > cap.max_tokens:
+            problems.append(f"about {total.tokens:,} tokens exceed budget.max_tokens "
+                            f"{cap.max_tokens:,}")
+        if cap.max_cost_usd is not None and total.cost_usd > cap.max_cost_usd + 1e-12:
+            problems.append(f"about ${total.cost_usd:.4f} exceeds budget.max_cost_usd "
+                            f"${cap.max_cost_usd:g}")
+        out["fits"] = not problems
+        if problems:
+            out["refused"] = problems
+        return out
+
+    # -- the search -----------------------------------------------------------------------
+    def execute(self) -> SearchResult:
+        import numpy as np
+
+        spec, backend, splits = self.spec, self.backend, self.splits
+        assert backend is not None and splits is not None
+        started = time.perf_counter()
+        backend.set_budget(spec.budget)
+        if self.out is not None:
+            import yaml
+
+            config = spec_data(spec)
+            self.out.open(yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100))
+        try:
+            model = backend.load_model(spec.backend.model)
+            with bar(self.budget.calls, f"search {self.strategy.name}", self.progress,
+                     unit="call") as pb:
+                meter = Meter(self.budget, on_charge=pb.update)
+                objective = Objective(spec, backend, model, splits.train, meter)
+                ctx = SearchContext(
+                    spec=spec, strategy=self.strategy.name, train=list(splits.train),
+                    dev=self.dev_examples(splits), backend=backend, model=model, meter=meter,
+                    objective=objective, journal=Journal(self.out), seed=self.seed,
+                    rng=np.random.default_rng(self.seed), progress=self.progress,
+                    select_by=self.strategy.options.select_by)
+                original = Candidate.from_spec(spec)
+                ctx.original = original
+                stopped = "done"
+                try:
+                    ctx.consider(original)
+                    self.strategy.search(ctx)
+                except BudgetExhausted:
+                    stopped = "budget"
+            search_seconds = time.perf_counter() - started
+            best = ctx.best or original
+            best_spec = best.apply(spec)
+            test = self.final_test(ctx, original, best)
+            usage = meter.usage()
+            reported = backend.usage()
+            if reported:
+                usage["backend_reported"] = reported  # what a hosted backend says it spent
+            result = SearchResult(
+                strategy=self.strategy.name, backend=backend.name, model=spec.backend.model,
+                seed=self.seed, best=best, best_spec=best_spec,
+                dev={"original": objective.dev_score(original, ctx.dev)[0].to_dict(),
+                     "best": (ctx.best_score.to_dict() if ctx.best_score else None)},
+                test=test, usage=usage, budget=self.budget.describe(),
+                candidates=len(ctx.journal.rows), stopped=stopped,
+                search_seconds=round(search_seconds, 3),
+                seconds=round(time.perf_counter() - started, 3), peak_rss_mb=peak_rss_mb(),
+                out=self.out.path if self.out else None, rows=ctx.journal.rows,
+                extras=ctx.extras, plan=None)
+            if self.out is not None:
+                self.out.finish(best_yaml(result, spec), render_report(result, spec),
+                                result.to_dict())
+            return result
+        except BaseException:
+            if self.out is not None:
+                self.out.discard_if_empty()
+            raise
+
+    def final_test(self, ctx: SearchContext, original: Candidate, best: Candidate
+                   ) -> dict[str, Any]:
+        """The test split, touched here only: the original and the best prompt, once each."""
+        assert self.splits is not None and self.backend is not None
+        test = self.test_examples(self.splits)
+        out: dict[str, Any] = {"n": len(test)}
+        done: dict[str, dict[str, float]] = {}
+        for name, cand in (("original", original), ("best", best)):
+            spec = cand.apply(self.spec)
+            key = spec.model_dump_json()  # the same spec is evaluated once, however reached
+            if key not in done:
+                builder = PromptBuilder(spec, self.splits.train)
+                assert builder.verbalizer is not None
+                n_words = len(builder.verbalizer.flat_words)
+                prompts = builder.render(test)
+                if spec.prompt.calibration.method == "contextual":
+                    prompts += builder.content_free()
+                ctx.meter.charge(ctx.objective.pricer.score(prompts, n_words), phase="final")
+                evaluator = Evaluator(self.backend, builder, spec, self.progress)
+                done[key] = evaluator.evaluate(ctx.model, test, f"test ({name})")[0]
+            out[name] = done[key]
+        return out
+
+
+def run_search(spec: ExperimentSpec | str | Path | Mapping[str, Any], *, strategy: str,
+               budget: int | SearchBudget, out: str | Path | None = None,
+               backend: str | None = None, seed: int | None = None,
+               options: Mapping[str, Any] | None = None, overrides: list[str] | None = None,
+               dry_run: bool = False, progress: bool | None = None) -> SearchResult:
+    """Search for a better prompt for `spec` with `strategy` within `budget` model calls.
+
+    Returns a SearchResult; with `out`, writes search.jsonl, best.yaml (a spec `unified-prompt
+    run` takes as it is), report.md and result.json there.
+    """
+    resolved = _resolve(spec, backend, overrides)
+    strat = strategy_class(strategy)(dict(options or {}))
+    run = _Search(resolved, strat, _as_budget(budget), Path(out) if out else None,
+                  resolved.seed if seed is None else seed, progress)
+    try:
+        be, splits = run.prepare()
+        plan = run.plan(be, splits)
+        if dry_run:
+            return SearchResult.planned(plan)
+        if not plan["fits"]:
+            raise BudgetExceededError("search plan does not fit its budget:\n  "
+                                      + "\n  ".join(plan["refused"]))
+        return run.execute()
+    finally:
+        strat.close()
+        if run.backend is not None:
+            run.backend.close()
+
+
+__all__ = ["SearchBudget", "Spend", "run_search"]

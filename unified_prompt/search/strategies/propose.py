@@ -1,0 +1,168 @@
+"""LLM-proposed instructions (APE, Zhou et al. 2022; OPRO, Yang et al. 2023).
+
+A proposer model (any backend that generates: a hosted model or a local one; by default the
+target itself) reads a few training examples and the earlier candidates with their dev
+accuracy, worst to best, and writes a new instruction (or a whole template, when what it
+writes has the template's slots). Each proposal is scored on the dev objective by the
+target; the best ones are shown again in the next round, so proposals are refined.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from unified_prompt.backend import GenerationParams
+from unified_prompt.errors import TemplateError
+from unified_prompt.prompts.segments import Mask, Rendered, Text
+from unified_prompt.prompts.template import Template
+from unified_prompt.search.budget import Pricer
+from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
+
+if TYPE_CHECKING:
+    from unified_prompt.backend import Backend
+    from unified_prompt.data.example import Example
+    from unified_prompt.search.candidate import Candidate
+    from unified_prompt.search.context import SearchContext
+
+_PREFIX = re.compile(r"^\s*(new\s+)?(instruction|prompt)\s*\d*\s*[:.-]\s*", re.IGNORECASE)
+
+
+class ProposerSpec(BaseModel):
+    """Who writes the candidates. Left out: the target backend and model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str | None = None
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="The proposer backend's own options.")
+    temperature: float = Field(0.9, ge=0)
+    max_new_tokens: int = Field(40, ge=4)
+
+
+class ProposeOptions(StrategyOptions):
+    rounds: int = Field(4, ge=1)
+    per_round: int = Field(4, ge=1, description="Proposals per round (one proposer call each).")
+    show_examples: int = Field(4, ge=1, description="Training examples in each meta-prompt.")
+    show_best: int = Field(6, ge=1, description="Earlier candidates shown, the best ones.")
+    seed_instructions: list[str] = Field(default_factory=list,
+                                         description="Hand-written instructions scored first.")
+    proposer: ProposerSpec = Field(default_factory=ProposerSpec)
+
+
+def instruction_candidate(base: Candidate, text: str) -> Candidate | None:
+    """What a proposal means: a whole template when it has the base template's slots,
+    else an instruction written above the base template. None when it is empty."""
+    line = next((x.strip() for x in text.strip().splitlines() if x.strip()), "")
+    line = _PREFIX.sub("", line).strip().strip("\"'`").strip()[:300]
+    if not line:
+        return None
+    base_t = Template(base.template)
+    if "{mask}" in line and all("{" + f + "}" in line for f in base_t.fields):
+        try:
+            if Template(line).has_mask:
+                return base.with_(template=line, origin="propose:template")
+        except TemplateError:
+            pass
+    escaped = line.replace("{", "{{").replace("}", "}}")
+    return base.with_(template=f"{escaped}\n{base.template}", origin="propose:instruction")
+
+
+def meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]]) -> str:
+    """OPRO's meta-prompt: examples, then earlier instructions worst to best with scores."""
+    lines = ["Write one instruction that tells a reader how to label each input below.", "",
+             "Examples:"]
+    for text, answer in examples:
+        lines += [f"Input: {' '.join(text.split())[:240]}", f"Label: {answer}", ""]
+    if history:
+        lines.append("Earlier instructions, from worst to best, with their accuracy (0-100):")
+        for instr, acc in history:
+            lines += [f"Instruction: {instr or '(none)'}", f"Accuracy: {acc:.1f}", ""]
+        lines.append("Write a new instruction, different from those above, that scores higher.")
+    else:
+        lines.append("Write the instruction in one sentence.")
+    return "\n".join(lines) + "\nInstruction: "
+
+
+class ProposeSearch(Strategy):
+    name = "propose"
+    summary = "instructions written by a proposer LLM from examples and earlier scores (APE/OPRO)"
+    Options = ProposeOptions
+    needs = ("score",)
+    options: ProposeOptions
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._proposer: Backend | None = None
+        self._own_backend = False
+
+    def other_backends(self, target: Backend) -> list[tuple[Backend, tuple[str, ...], str]]:
+        p = self.options.proposer
+        if p.backend is None or (p.backend == target.name and not p.options):
+            self._proposer = target
+        else:
+            from unified_prompt.registry import create_backend
+
+            self._proposer = create_backend(p.backend, p.options)
+            self._own_backend = True
+        return [(self._proposer, ("generate",), "proposer")]
+
+    def plan(self, info: PlanInput) -> Plan:
+        o = self.options
+        dev = info.n_dev + info.calibration_calls
+        n = o.rounds * o.per_round + len(o.seed_instructions)
+        return Plan(min_calls=dev + 1 + dev, lines=[
+            f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",
+            f"each proposal: 1 proposer call + {dev} dev calls",
+            f"{len(o.seed_instructions)} seed instructions, then {o.rounds} rounds x "
+            f"{o.per_round} proposals: up to {n * (dev + 1):,} calls"])
+
+    def search(self, ctx: SearchContext) -> None:
+        assert ctx.original is not None
+        o = self.options
+        base = ctx.original
+        proposer = self._proposer or ctx.backend
+        p = o.proposer
+        if proposer is ctx.backend and (p.model is None or p.model == ctx.spec.backend.model):
+            model = ctx.model
+        else:
+            model = proposer.load_model(p.model or ctx.spec.backend.model)
+        pricer = Pricer(proposer, p.model or ctx.spec.backend.model)
+        history: dict[str, tuple[str, float]] = {}
+        original, _ = ctx.objective.dev_score(base, ctx.dev)
+        history[base.key()] = ("", 100 * original.accuracy)
+        for text in o.seed_instructions:
+            cand = instruction_candidate(base, text)
+            if cand is not None:
+                score = ctx.consider(cand.with_(origin="propose:seed"), instruction=text, round=0)
+                history[cand.key()] = (text, 100 * score.accuracy)
+        _, builder = ctx.objective.builder(base)
+        for rnd in range(1, o.rounds + 1):
+            shown = sorted(history.values(), key=lambda t: (t[1], t[0]))[-o.show_best:]
+            prompts = []
+            for _ in range(o.per_round):
+                examples: list[Example] = ctx.sample(ctx.train, o.show_examples)
+                pairs = [(ex.text, builder.answer(ex)) for ex in examples]
+                prompts.append(Rendered.of([Text(meta_prompt(pairs, shown)), Mask()]))
+            params = GenerationParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature,
+                                      stop=("\n",), seed=int(ctx.rng.integers(2**31)))
+            ctx.meter.charge(pricer.generate(prompts, p.max_new_tokens))
+            texts = proposer.generate(model, prompts, params, batch_size=len(prompts))
+            for text in texts:
+                cand = instruction_candidate(base, text)
+                if cand is None:
+                    continue
+                score = ctx.consider(cand, instruction=text.strip(), round=rnd)
+                instr = cand.template[: -len(base.template)].strip() \
+                    if cand.origin == "propose:instruction" else cand.template
+                history[cand.key()] = (instr.replace("{{", "{").replace("}}", "}"),
+                                       100 * score.accuracy)
+        ctx.extras["proposer"] = {"backend": proposer.name,
+                                  "model": p.model or ctx.spec.backend.model}
+
+    def close(self) -> None:
+        if self._own_backend and self._proposer is not None:
+            self._proposer.close()
