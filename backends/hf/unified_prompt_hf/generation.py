@@ -1,0 +1,163 @@
+"""Text generation: greedy (temperature 0) or sampled, batched, stop strings, any method.
+
+A small loop over the backend's own forward (not `model.generate`) so soft prompts anywhere
+in the template, a trained prefix cache and explicit positions behave exactly as in scoring.
+Masked LMs generate by appending one mask at a time after what they have written so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from unified_prompt.backend import GenerationParams, Progress
+from unified_prompt.encoding import Encoded
+from unified_prompt.prompts.segments import Rendered
+from unified_prompt_hf.forward import check_soft, make_batch, run_continuation, run_prompt
+from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.scoring import length_order, prompt_budget, require_masks
+
+
+def stop_ids(handle: HFModel) -> set[int]:
+    """Token ids that end generation: EOS of the tokenizer and of the generation config."""
+    ids: set[int] = set()
+    if handle.codec.eos is not None:
+        ids.add(int(handle.codec.eos))
+    gen = getattr(handle.module, "generation_config", None)
+    eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif isinstance(eos, (list, tuple)):
+        ids.update(int(e) for e in eos)
+    if not handle.causal:
+        for t in (handle.codec.special.sep, handle.codec.special.cls, handle.codec.pad):
+            if t is not None:
+                ids.add(int(t))
+    return ids
+
+
+def finish(text: str, prompt: Rendered, stops: Sequence[str]) -> str:
+    """Cut at the earliest stop string; drop the whitespace that led into the mask."""
+    cut = len(text)
+    for s in stops:
+        if s and s in text:
+            cut = min(cut, text.index(s))
+    text = text[:cut]
+    lead = prompt.mask_lead()
+    if lead and text.startswith(lead):
+        text = text[len(lead):]
+    return text
+
+
+class _Picker:
+    """Greedy argmax, or sampling at a temperature from a seeded generator."""
+
+    def __init__(self, params: GenerationParams, device: torch.device) -> None:
+        self.temperature = params.temperature
+        self.generator = None
+        if self.temperature > 0:
+            self.generator = torch.Generator(device=device)
+            self.generator.manual_seed(params.seed if params.seed is not None else 0)
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.temperature <= 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+
+
+def _causal_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
+                  picker: _Picker, enders: set[int]) -> list[list[int]]:
+    encoded = [handle.codec.causal(p, prompt_budget(handle), reserve=params.max_new_tokens)
+               for p in prompts]
+    check_soft(handle, encoded)
+    batch = make_batch(handle, encoded)
+    logits, state = run_prompt(handle, batch, use_cache=True, keep=1)
+    assert state is not None
+    n = batch.size
+    out: list[list[int]] = [[] for _ in range(n)]
+    done = [False] * n
+    stops = [s for s in params.stop if s]
+    for step in range(params.max_new_tokens):
+        chosen = picker(logits[:, -1])
+        for i, t in enumerate(chosen.tolist()):
+            if done[i]:
+                continue
+            if t in enders:
+                done[i] = True
+                continue
+            out[i].append(t)
+            if stops and any(s in handle.codec.decode(out[i]) for s in stops):
+                done[i] = True
+        if all(done) or step == params.max_new_tokens - 1:
+            break
+        ones = torch.ones((n, 1), dtype=batch.mask.dtype, device=handle.device)
+        logits = run_continuation(handle, state, chosen[:, None], ones, use_cache=True)
+    return out
+
+
+def splice(enc: Encoded, new: Sequence[int]) -> Encoded:
+    """`enc` with its block of masks replaced by `new` (soft positions after it shifted)."""
+    m0, n = enc.masks[0], len(enc.masks)
+    shift = len(new) - n
+    ids = enc.ids[:m0] + tuple(new) + enc.ids[m0 + n:]
+    soft = tuple((s, p if p < m0 else p + shift) for s, p in enc.soft)
+    return Encoded(ids, soft, ())
+
+
+def mask_after(enc: Encoded, written: Sequence[int], mask_id: int) -> Encoded:
+    """The input that asks for the next token: what is written so far, then one mask."""
+    spliced = splice(enc, [*written, mask_id])
+    return Encoded(spliced.ids, spliced.soft, (enc.masks[0] + len(written),))
+
+
+def _masked_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
+                  picker: _Picker, enders: set[int]) -> list[list[int]]:
+    mask_id = handle.codec.special.mask
+    assert mask_id is not None
+    base = [handle.codec.masked(p, handle.max_length, n_masks=params.max_new_tokens + 1)
+            for p in prompts]
+    require_masks(base)
+    check_soft(handle, base)
+    out: list[list[int]] = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    stops = [s for s in params.stop if s]
+    for _ in range(params.max_new_tokens):
+        live = [i for i in range(len(prompts)) if not done[i]]
+        if not live:
+            break
+        batch = make_batch(handle, [mask_after(base[i], out[i], mask_id) for i in live])
+        logits, _ = run_prompt(handle, batch)
+        rows = torch.stack([logits[r, cols[0]] for r, cols in enumerate(batch.mask_cols)])
+        for i, t in zip(live, picker(rows).tolist(), strict=True):
+            if t in enders:
+                done[i] = True
+                continue
+            out[i].append(t)
+            if stops and any(s in handle.codec.decode(out[i]) for s in stops):
+                done[i] = True
+    return out
+
+
+def generate(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams, *,
+             batch_size: int = 16, progress: Progress | None = None) -> list[str]:
+    """Generated text per prompt, stop strings removed."""
+    texts = [""] * len(prompts)
+    if not prompts or params.max_new_tokens < 1:
+        return texts
+    picker = _Picker(params, handle.device)
+    enders = stop_ids(handle)
+    run = _causal_batch if handle.causal else _masked_batch
+    order = length_order(prompts)
+    with torch.inference_mode(), handle.evaluating():
+        for start in range(0, len(prompts), max(1, batch_size)):
+            idx = order[start:start + batch_size]
+            tokens = run(handle, [prompts[i] for i in idx], params, picker, enders)
+            for i, toks in zip(idx, tokens, strict=True):
+                texts[i] = finish(handle.codec.decode(toks), prompts[i], params.stop)
+            if progress is not None:
+                progress(len(idx))
+    return texts
+

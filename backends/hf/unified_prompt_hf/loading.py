@@ -1,0 +1,171 @@
+"""Loading a model folder (or alias) onto a device, and the facts ModelInfo reports.
+
+Aliases resolve through `unified_prompt.assets.resolve_model` (which converts the shipped
+GGUF once); anything else must be a local Hugging Face folder. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unified_prompt.backend import ModelInfo, ModelKind
+from unified_prompt.errors import CapabilityError, ModelNotFoundError
+from unified_prompt_hf.batching.tokenize import TextCodec
+from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.options import HFOptions
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "vocab.txt", "vocab.json", "merges.txt")
+DEFAULT_MAX_LENGTH = 2048
+
+
+def pick_device(options: HFOptions) -> torch.device:
+    """The option's device, or the best one available."""
+    want = options.device
+    if want == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if want == "cuda" and not torch.cuda.is_available():
+        raise CapabilityError("backend.options.hf.device is 'cuda' but torch sees no CUDA GPU")
+    if want == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise CapabilityError("backend.options.hf.device is 'mps' but MPS is not available")
+    return torch.device(want)
+
+
+def pick_dtype(options: HFOptions, device: torch.device) -> torch.dtype:
+    """bfloat16 on a GPU that supports it, else float32, unless the option says otherwise."""
+    if options.dtype != "auto":
+        return getattr(torch, options.dtype)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def detect_kind(config: Any, forced: str) -> ModelKind:
+    """Causal or masked, from the config's declared architecture (or the option)."""
+    if forced != "auto":
+        return ModelKind(forced)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    for arch in getattr(config, "architectures", None) or []:
+        if arch.endswith(("ForCausalLM", "LMHeadModel")):
+            return ModelKind.CAUSAL
+        if arch.endswith("ForMaskedLM"):
+            return ModelKind.MASKED
+    model_type = getattr(config, "model_type", "")
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return ModelKind.CAUSAL
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return ModelKind.MASKED
+    raise CapabilityError(f"model type {model_type!r} is neither a causal nor a masked LM; "
+                          "set backend.options.hf.kind if it is one")
+
+
+def _max_length(options: HFOptions, config: Any, tokenizer: Any) -> int:
+    if options.max_length is not None:
+        return options.max_length
+    limits = [DEFAULT_MAX_LENGTH]
+    for key in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value)
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < 1_000_000:
+        limits.append(model_max)
+    return min(limits)
+
+
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def load_model(ref: str, options: HFOptions) -> HFModel:
+    """Resolve, load weights and tokenizer, move to the device, freeze (inference handle)."""
+    from unified_prompt.assets import resolve_model
+
+    path = resolve_model(ref, progress=False)
+    _quiet()
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotFoundError(f"{ref}: not a usable Hugging Face model folder ({exc})") from exc
+    kind = detect_kind(config, options.kind)
+    device = pick_device(options)
+    dtype = pick_dtype(options, device)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    if options.attn_implementation != "auto":
+        kwargs["attn_implementation"] = options.attn_implementation
+    cls = AutoModelForCausalLM if kind == ModelKind.CAUSAL else AutoModelForMaskedLM
+    module = cls.from_pretrained(path, **kwargs)
+    module.to(device)
+    module.eval()
+    module.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    codec = TextCodec(tokenizer, causal=kind == ModelKind.CAUSAL)
+    handle = HFModel(module=module, codec=codec, kind=kind, name=ref, path=Path(path),
+                     device=device, dtype=dtype,
+                     max_length=_max_length(options, config, tokenizer), options=options)
+    handle.shared["total_params"] = count_params(module)
+    if options.compile:
+        handle.compiled = torch.compile(module, dynamic=True)
+    return handle
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def tokenizer_checksum(folder: Path) -> str | None:
+    """sha256 over the vocabulary files (the same vocab gives the same value anywhere)."""
+    files = sorted(p for p in folder.iterdir() if p.name in TOKENIZER_FILES)
+    if not files:
+        return None
+    digest = hashlib.sha256(b"unified-prompt tokenizer checksum v1\n")
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def model_info(handle: HFModel) -> ModelInfo:
+    """Facts about the base model (cached: a checksum of a large folder costs a read)."""
+    cached = handle.shared.get("info")
+    if cached is not None:
+        return cached
+    from unified_prompt.assets import directory_checksum
+
+    try:
+        checksum: str | None = directory_checksum(handle.path)
+    except Exception:  # a folder without weight files (e.g. sharded names) has no checksum
+        checksum = None
+    config = handle.module.config
+    info = ModelInfo(
+        name=handle.name, kind=handle.kind,
+        total_params=handle.shared.get("total_params") or count_params(handle.module),
+        checksum=checksum, tokenizer_checksum=tokenizer_checksum(handle.path),
+        vocab_size=int(getattr(config, "vocab_size", 0) or handle.codec.vocab_size),
+        extra={"architecture": (getattr(config, "architectures", None) or ["?"])[0],
+               "model_type": getattr(config, "model_type", None), "path": str(handle.path),
+               "device": str(handle.device), "dtype": str(handle.dtype).replace("torch.", ""),
+               "max_length": handle.max_length})
+    handle.shared["info"] = info
+    return info

@@ -1,0 +1,48 @@
+"""Prefix tuning: peft's PrefixEncoder gives every layer trained keys and values.
+
+Trainable names: prefix.embedding (n, layers * 2 * kv_dim) and, with `projection`, the
+projection MLP as prefix.transform.{0,2}.{weight,bias} (peft's names, torch layout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.backend import TrainSetup
+from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.methods.base import MethodState
+from unified_prompt_hf.methods.common import prompt_config
+from unified_prompt_hf.prefix_cache import PrefixKV
+
+
+class PrefixTuning(MethodState):
+    name = "prefix_tuning"
+
+    def save_adapter(self, path: Path) -> None:
+        from unified_prompt_hf.adapters import save_prefix_adapter
+
+        save_prefix_adapter(self.handle, path, self.params)
+
+
+def prefix_module(base: HFModel, config: Any) -> PrefixKV:
+    from peft import PrefixEncoder
+
+    heads = config.num_attention_heads
+    module = PrefixKV(PrefixEncoder(config).float().to(base.device), config.num_virtual_tokens,
+                      config.num_layers, heads, config.token_dim // heads)
+    module.config = config
+    return module
+
+
+def build(base: HFModel, setup: TrainSetup) -> PrefixTuning:
+    from peft import PrefixTuningConfig
+
+    spec = setup.method
+    config = prompt_config(PrefixTuningConfig, base, spec.num_virtual_tokens,
+                           prefix_projection=spec.projection,
+                           encoder_hidden_size=spec.projection_hidden)
+    prefix = prefix_module(base, config)
+    params = {("prefix.embedding" if name == "embedding.weight" else f"prefix.{name}"): param
+              for name, param in prefix.encoder.named_parameters()}
+    return PrefixTuning(base.derive(prefix=prefix, method=PrefixTuning.name), params)

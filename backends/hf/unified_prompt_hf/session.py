@@ -1,0 +1,178 @@
+"""HFTrainSession: forward/backward, AdamW steps, state and checkpoints for one method.
+
+The core's Trainer owns the loop (batches, schedule, accumulation, evaluation, early
+stopping); this class owns only tensors. Parameters live under the canonical names of
+`unified_prompt.backend.TrainSession.trainable_state`, so state, checkpoints and the
+optimizer all iterate one ordered dict.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
+from unified_prompt.errors import UserInputError
+from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.losses import batch_loss
+from unified_prompt_hf.methods import build_method
+
+STATE_FILE = "trainable.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+RNG_FILE = "rng.pt"
+META_FILE = "session.json"
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs (precision auto/bf16) or when asked for; None = as loaded."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+class HFTrainSession(TrainSession):
+    def __init__(self, base: HFModel, setup: TrainSetup) -> None:
+        self.setup = setup
+        self.spec = setup.method
+        torch.manual_seed(setup.seed)
+        random.seed(setup.seed)
+        self.state = build_method(base, setup)
+        self.model: HFModel = self.state.handle
+        self.model.autocast = autocast_dtype(self.spec.precision, self.model.device)
+        self.params = self.state.params
+        for p in self.params.values():
+            p.requires_grad_(True)
+        self.trainable_params = int(sum(p.numel() for p in self.params.values()))
+        base_total = int(base.shared.get("total_params") or 0)
+        self.total_params = base_total + (0 if self.spec.method == "full"
+                                          else self.trainable_params)
+        fused = self.model.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(list(self.params.values()),
+                                           lr=self.spec.learning_rate,
+                                           weight_decay=self.spec.weight_decay,
+                                           **({"fused": True} if fused else {}))
+        self._checkpointing = False
+        if self.spec.gradient_checkpointing:
+            self._enable_checkpointing()
+        self.train_mode(True)
+
+    # -- modes -----------------------------------------------------------------------
+    def _enable_checkpointing(self) -> None:
+        module = self.model.module
+        if not getattr(module, "supports_gradient_checkpointing", False):
+            return
+        kwargs = {"use_reentrant": False}
+        if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5.20
+            module.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        self._checkpointing = True
+
+    def train_mode(self, training: bool) -> None:
+        for mod in self.model.trained_modules():
+            mod.train(training)
+
+    # -- steps -----------------------------------------------------------------------
+    def _loss(self, batch: Sequence[TrainItem]) -> torch.Tensor:
+        if not batch:
+            raise UserInputError("an empty training batch")
+        return batch_loss(self.model, batch, self.setup, naive=self._checkpointing)
+
+    def forward_backward(self, batch: Sequence[TrainItem], weight: float = 1.0) -> float:
+        loss = self._loss(batch)
+        (loss * weight).backward()
+        return float(loss.detach())
+
+    def loss(self, batch: Sequence[TrainItem]) -> float:
+        with torch.no_grad(), self.model.evaluating():
+            return float(self._loss(batch))
+
+    def optimizer_step(self, lr: float, max_grad_norm: float | None) -> float | None:
+        params = [p for p in self.params.values() if p.grad is not None]
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if not params:
+            self.optimizer.zero_grad(set_to_none=True)
+            return 0.0
+        limit = max_grad_norm if max_grad_norm is not None else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, limit)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    # -- state -----------------------------------------------------------------------
+    def trainable_state(self) -> dict[str, np.ndarray]:
+        return {k: p.detach().float().cpu().numpy().copy() for k, p in self.params.items()}
+
+    def load_trainable_state(self, state: dict[str, np.ndarray]) -> None:
+        unknown = sorted(set(state) - set(self.params))
+        missing = sorted(set(self.params) - set(state))
+        if unknown or missing:
+            raise UserInputError(f"trainable state does not match this {self.spec.method} "
+                                 f"session (unexpected: {unknown[:3]}, missing: {missing[:3]})")
+        with torch.no_grad():
+            for k, p in self.params.items():
+                value = torch.as_tensor(np.asarray(state[k]))
+                if tuple(value.shape) != tuple(p.shape):
+                    raise UserInputError(f"trainable state {k!r} has shape {tuple(value.shape)}"
+                                         f", the model needs {tuple(p.shape)}")
+                p.copy_(value.to(device=p.device, dtype=p.dtype))
+
+    def save_checkpoint(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: p.detach().cpu().contiguous() for k, p in self.params.items()},
+                  str(path / STATE_FILE))
+        torch.save(self.optimizer.state_dict(), path / OPTIMIZER_FILE)
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, path / RNG_FILE)
+        (path / META_FILE).write_text(json.dumps({"method": self.spec.method,
+                                                  "names": list(self.params)}),
+                                      encoding="utf-8")
+
+    def load_checkpoint(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("method") != self.spec.method:
+            raise UserInputError(f"{path}: checkpoint of method {meta.get('method')!r}, "
+                                 f"this session trains {self.spec.method!r}")
+        weights = load_file(str(path / STATE_FILE))
+        self.load_trainable_state({k: v.float().numpy() for k, v in weights.items()})
+        with torch.no_grad():  # exact dtype round trip (bf16 params, say)
+            for k, p in self.params.items():
+                p.copy_(weights[k].to(device=p.device, dtype=p.dtype))
+        self.optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, weights_only=True))
+        rng = torch.load(path / RNG_FILE, weights_only=False)
+        torch.set_rng_state(rng["torch"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def save_adapter(self, path: Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.state.save_adapter(Path(path))
+
+    def close(self) -> None:
+        if self._checkpointing:
+            module = self.model.module
+            off = getattr(module, "activation_checkpointing_disable", None) \
+                or module.gradient_checkpointing_disable
+            off()
+            self._checkpointing = False
+        self.state.close()
+        self.optimizer.state.clear()

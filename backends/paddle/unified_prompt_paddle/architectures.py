@@ -1,0 +1,260 @@
+"""Which paddlenlp class runs which Hugging Face architecture, and how their weights map.
+
+The mapping is data (name pairs + layout changes), pure numpy, so the same table loads a
+checkpoint, names the canonical full-fine-tuning state, and converts adapters both ways.
+paddle's Linear stores (in, out) where torch stores (out, in): every Linear weight is
+transposed; embeddings, tied output heads and GPT-2's Conv1D weights are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from unified_prompt.backend import ModelKind
+from unified_prompt.errors import ModelNotFoundError
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One parameter: its Hugging Face name, its paddle name, and the layout change.
+
+    transpose: torch Linear (out, in) vs paddle (in, out). linear: the weight of a
+    projection LoRA can target. out_perm: Hugging Face output feature k is paddle feature
+    out_perm[k] (GPT-2's fused q/k/v columns), along `perm_axis` of the Hugging Face array.
+    """
+
+    hf: str
+    paddle: str
+    transpose: bool = False
+    linear: bool = False
+    out_perm: np.ndarray | None = None
+    perm_axis: int = 0
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A Hugging Face `model_type` and the paddlenlp model that computes the same function."""
+
+    model_type: str
+    kind: ModelKind
+    paddle_class: str
+    config_class: str
+    base: str  # attribute of the paddle model holding the transformer body
+    lora_defaults: tuple[str, ...]  # Hugging Face module names (PEFT's defaults)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- configs -----------------------------------------------------------------
+    def paddle_config(self, hf: dict[str, Any]) -> dict[str, Any]:
+        """paddlenlp config kwargs for a Hugging Face config.json (fp32, no fused kernels)."""
+        if self.model_type == "llama":
+            heads = hf["num_attention_heads"]
+            head_dim = hf.get("head_dim") or hf["hidden_size"] // heads
+            if head_dim * heads != hf["hidden_size"]:
+                raise ModelNotFoundError("paddlenlp's Llama needs head_dim * heads == hidden_size "
+                                         f"(this model has {head_dim} x {heads} != "
+                                         f"{hf['hidden_size']})")
+            if hf.get("rope_scaling"):
+                raise ModelNotFoundError("rope_scaling is not mapped to paddlenlp's Llama yet")
+            if hf.get("attention_bias") or hf.get("mlp_bias"):
+                raise ModelNotFoundError("paddlenlp's Llama has no attention/MLP biases")
+            return {
+                "vocab_size": hf["vocab_size"], "hidden_size": hf["hidden_size"],
+                "intermediate_size": hf["intermediate_size"],
+                "num_hidden_layers": hf["num_hidden_layers"], "num_attention_heads": heads,
+                "num_key_value_heads": hf.get("num_key_value_heads") or heads,
+                "max_position_embeddings": hf.get("max_position_embeddings", 2048),
+                "seq_length": hf.get("max_position_embeddings", 2048),
+                "rms_norm_eps": hf.get("rms_norm_eps", 1e-6),
+                "rope_theta": hf.get("rope_theta", 10000.0),
+                "bos_token_id": hf.get("bos_token_id", 1), "eos_token_id": hf.get("eos_token_id", 2),
+                "pad_token_id": hf.get("pad_token_id") or 0,
+                # the output head is handled by loading.tie_output_head
+                "tie_word_embeddings": False,
+                "use_flash_attention": False, "use_fused_rms_norm": False,
+                "use_fused_rope": False, "fuse_attention_qkv": False, "fuse_attention_ffn": False,
+            }
+        if self.model_type == "gpt2":
+            if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+                raise ModelNotFoundError("paddlenlp's GPT computes tanh-approximated GELU; this "
+                                         f"model uses {hf.get('activation_function')!r}")
+            return {
+                "vocab_size": hf["vocab_size"], "hidden_size": hf["hidden_size"],
+                "num_hidden_layers": hf["num_hidden_layers"],
+                "num_attention_heads": hf["num_attention_heads"],
+                "intermediate_size": hf["intermediate_size"], "hidden_activation": "gelu",
+                "hidden_dropout_prob": hf.get("resid_pdrop", 0.1),
+                "attention_probs_dropout_prob": hf.get("attn_pdrop", 0.1),
+                "max_position_embeddings": hf["max_position_embeddings"],
+                "normalize_before": True, "fuse_attention_qkv": True,
+                "use_flash_attention": False, "use_fused_dropout_add": False,
+                "bos_token_id": hf.get("bos_token_id"), "eos_token_id": hf.get("eos_token_id"),
+                "pad_token_id": hf.get("pad_token_id") or 0, "type_vocab_size": 0,
+            }
+        if self.model_type in ("bert", "ernie"):
+            cfg = {
+                "vocab_size": hf["vocab_size"], "hidden_size": hf["hidden_size"],
+                "num_hidden_layers": hf["num_hidden_layers"],
+                "num_attention_heads": hf["num_attention_heads"],
+                "intermediate_size": hf["intermediate_size"],
+                "hidden_act": hf.get("hidden_act", "gelu"),
+                "hidden_dropout_prob": hf.get("hidden_dropout_prob", 0.1),
+                "attention_probs_dropout_prob": hf.get("attention_probs_dropout_prob", 0.1),
+                "max_position_embeddings": hf.get("max_position_embeddings", 512),
+                "type_vocab_size": hf.get("type_vocab_size", 2),
+                "layer_norm_eps": hf.get("layer_norm_eps", 1e-12),
+                "pad_token_id": hf.get("pad_token_id") or 0,
+                "initializer_range": hf.get("initializer_range", 0.02),
+            }
+            if self.model_type == "ernie":
+                cfg["use_task_id"] = bool(hf.get("use_task_id", False))
+                cfg["task_type_vocab_size"] = hf.get("task_type_vocab_size", 3)
+            else:
+                cfg["fuse"] = False
+            return cfg
+        raise AssertionError(self.model_type)
+
+    # -- weights -----------------------------------------------------------------
+    def rules(self, hf: dict[str, Any]) -> list[Rule]:
+        """Every parameter of the architecture, Hugging Face name <-> paddle name."""
+        if self.model_type == "llama":
+            return _llama_rules(hf)
+        if self.model_type == "gpt2":
+            return _gpt2_rules(hf)
+        return _bert_rules(hf, self.model_type)
+
+    def tied(self, hf: dict[str, Any]) -> bool:
+        if self.kind == ModelKind.MASKED or self.model_type == "gpt2":
+            return True
+        return bool(hf.get("tie_word_embeddings", False))
+
+
+def _llama_rules(hf: dict[str, Any]) -> list[Rule]:
+    out = [Rule("model.embed_tokens.weight", "llama.embed_tokens.weight"),
+           Rule("model.norm.weight", "llama.norm.weight")]
+    for i in range(hf["num_hidden_layers"]):
+        h, p = f"model.layers.{i}.", f"llama.layers.{i}."
+        for lin in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"):
+            out.append(Rule(f"{h}{lin}.weight", f"{p}{lin}.weight", True, True))
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            out.append(Rule(f"{h}{norm}.weight", f"{p}{norm}.weight"))
+    if not hf.get("tie_word_embeddings", False):
+        out.append(Rule("lm_head.weight", "lm_head.weight", True))
+    return out
+
+
+_BERT_LAYER = (
+    ("attention.self.query", "self_attn.q_proj", True),
+    ("attention.self.key", "self_attn.k_proj", True),
+    ("attention.self.value", "self_attn.v_proj", True),
+    ("attention.output.dense", "self_attn.out_proj", True),
+    ("attention.output.LayerNorm", "norm1", False),
+    ("intermediate.dense", "linear1", True),
+    ("output.dense", "linear2", True),
+    ("output.LayerNorm", "norm2", False),
+)
+
+
+def _bert_rules(hf: dict[str, Any], prefix: str) -> list[Rule]:
+    e = f"{prefix}.embeddings."
+    out = [Rule(e + "word_embeddings.weight", e + "word_embeddings.weight"),
+           Rule(e + "position_embeddings.weight", e + "position_embeddings.weight"),
+           Rule(e + "token_type_embeddings.weight", e + "token_type_embeddings.weight"),
+           Rule(e + "LayerNorm.weight", e + "layer_norm.weight"),
+           Rule(e + "LayerNorm.bias", e + "layer_norm.bias")]
+    if prefix == "ernie" and hf.get("use_task_id"):
+        out.append(Rule(e + "task_type_embeddings.weight", e + "task_type_embeddings.weight"))
+    for i in range(hf["num_hidden_layers"]):
+        h, p = f"{prefix}.encoder.layer.{i}.", f"{prefix}.encoder.layers.{i}."
+        for hn, pn, linear in _BERT_LAYER:
+            out.append(Rule(f"{h}{hn}.weight", f"{p}{pn}.weight", linear, linear))
+            out.append(Rule(f"{h}{hn}.bias", f"{p}{pn}.bias"))
+    c = "cls.predictions."
+    out += [Rule(c + "transform.dense.weight", c + "transform.weight", True, True),
+            Rule(c + "transform.dense.bias", c + "transform.bias"),
+            Rule(c + "transform.LayerNorm.weight", c + "layer_norm.weight"),
+            Rule(c + "transform.LayerNorm.bias", c + "layer_norm.bias"),
+            Rule(c + "bias", c + "decoder_bias")]
+    return out
+
+
+def qkv_perm(hf: dict[str, Any]) -> np.ndarray:
+    """GPT-2's c_attn columns (q | k | v, each heads x head_dim) in paddlenlp's fused
+    qkv_proj order (per head: q, k, v)."""
+    heads, hidden = int(hf["num_attention_heads"]), int(hf["hidden_size"])
+    head_dim = hidden // heads
+    out = np.empty(3 * hidden, dtype=np.int64)
+    for part in range(3):
+        for head in range(heads):
+            hf_start = part * hidden + head * head_dim
+            pd_start = head * 3 * head_dim + part * head_dim
+            out[hf_start:hf_start + head_dim] = np.arange(pd_start, pd_start + head_dim)
+    return out
+
+
+def _gpt2_rules(hf: dict[str, Any]) -> list[Rule]:
+    """GPT-2's Conv1D weights are already (in, out), as paddle's Linear: no transposes."""
+    t, g = "transformer.", "gpt."
+    out = [Rule(t + "wte.weight", g + "embeddings.word_embeddings.weight"),
+           Rule(t + "wpe.weight", g + "embeddings.position_embeddings.weight"),
+           Rule(t + "ln_f.weight", g + "decoder.norm.weight"),
+           Rule(t + "ln_f.bias", g + "decoder.norm.bias")]
+    perm = qkv_perm(hf)
+    for i in range(hf["num_hidden_layers"]):
+        h, p = f"{t}h.{i}.", f"{g}decoder.layers.{i}."
+        out += [Rule(h + "attn.c_attn.weight", p + "self_attn.qkv_proj.weight", linear=True,
+                     out_perm=perm, perm_axis=1),
+                Rule(h + "attn.c_attn.bias", p + "self_attn.qkv_proj.bias", out_perm=perm)]
+        for hn, pn in (("attn.c_proj", "self_attn.out_proj"), ("mlp.c_fc", "linear1"),
+                       ("mlp.c_proj", "linear2")):
+            out += [Rule(f"{h}{hn}.weight", f"{p}{pn}.weight", linear=True),
+                    Rule(f"{h}{hn}.bias", f"{p}{pn}.bias")]
+        for hn, pn in (("ln_1", "norm1"), ("ln_2", "norm2")):
+            out += [Rule(f"{h}{hn}.weight", f"{p}{pn}.weight"),
+                    Rule(f"{h}{hn}.bias", f"{p}{pn}.bias")]
+    return out
+
+
+def normalized(hf: dict[str, Any]) -> dict[str, Any]:
+    """config.json with the common key names (GPT-2 writes n_embd, n_layer, n_head, ...)."""
+    out = dict(hf)
+    if out.get("model_type") == "gpt2":
+        for common, gpt in (("hidden_size", "n_embd"), ("num_hidden_layers", "n_layer"),
+                            ("num_attention_heads", "n_head"),
+                            ("max_position_embeddings", "n_positions")):
+            if common not in out and gpt in out:
+                out[common] = out[gpt]
+        out.setdefault("intermediate_size", out.get("n_inner") or 4 * out["hidden_size"])
+    return out
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.model_type: a for a in (
+        Architecture("llama", ModelKind.CAUSAL, "LlamaForCausalLM", "LlamaConfig", "llama",
+                     ("q_proj", "v_proj")),
+        Architecture("gpt2", ModelKind.CAUSAL, "GPTForCausalLM", "GPTConfig", "gpt",
+                     ("c_attn",)),
+        Architecture("bert", ModelKind.MASKED, "BertForMaskedLM", "BertConfig", "bert",
+                     ("query", "value")),
+        Architecture("ernie", ModelKind.MASKED, "ErnieForMaskedLM", "ErnieConfig", "ernie",
+                     ("query", "value")),
+    )
+}
+
+
+def architecture_for(hf: dict[str, Any], where: str = "") -> Architecture:
+    model_type = hf.get("model_type")
+    arch = ARCHITECTURES.get(str(model_type))
+    if arch is None:
+        raise ModelNotFoundError(f"{where}: model_type {model_type!r} has no paddlenlp mapping in "
+                                 f"the paddle backend (supported: {', '.join(sorted(ARCHITECTURES))})")
+    return arch
+
+
+def module_map(rules: list[Rule]) -> dict[str, str]:
+    """Hugging Face module path -> paddle module path, for every Linear (LoRA targets)."""
+    return {r.hf[: -len(".weight")]: r.paddle[: -len(".weight")]
+            for r in rules if r.linear and r.hf.endswith(".weight")}

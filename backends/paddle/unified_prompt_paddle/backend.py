@@ -1,0 +1,153 @@
+"""PaddleBackend: the core's contract on PaddlePaddle + PaddleNLP.
+
+This module must stay import-light (no paddle, no paddlenlp): `unified-prompt backends`
+reads `capabilities` and `Options` from the class without loading a framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from unified_prompt.backend import (
+    Backend,
+    BackendOptions,
+    Capabilities,
+    GenerationParams,
+    ModelInfo,
+    ModelKind,
+    Progress,
+    TrainSession,
+    TrainSetup,
+)
+from unified_prompt.errors import BackendError, UnifiedPromptError
+
+if TYPE_CHECKING:
+    from unified_prompt.prompts.segments import Rendered
+    from unified_prompt.prompts.verbalizer import WordScores
+    from unified_prompt_paddle.handle import PaddleModel
+
+
+class PaddleOptions(BackendOptions):
+    max_length: int | None = Field(None, ge=8, description="Cap on prompt tokens "
+                                   "(default: the model's limit, at most 2048).")
+    threads: int | None = Field(None, ge=1, description="CPU math threads (default: one per "
+                                "core).")
+
+
+def _translate(exc: Exception) -> UnifiedPromptError:
+    """paddle/paddlenlp failures as the core's BackendError (the cause stays chained)."""
+    return BackendError(f"paddle backend: {type(exc).__name__}: {exc}")
+
+
+class PaddleBackend(Backend):
+    name = "paddle"
+    capabilities = Capabilities(
+        score=True, exact_multi_token=True, generate=True,
+        methods=frozenset({"prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full"}),
+        adapters=True, top_tokens=True, token_gradients=False,
+        model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
+        notes=("PaddlePaddle 3.3 + PaddleNLP 2.8 on CPU, float32",
+               "loads Hugging Face folders (Llama, GPT-2, BERT, ERNIE) by weight-name mapping",
+               "adapters in paddlenlp's formats; unified-prompt convert <-> hf (PEFT)"))
+    Options = PaddleOptions
+
+    def __init__(self, options: BackendOptions | dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._models: dict[str, PaddleModel] = {}
+
+    # -- models ----------------------------------------------------------------------
+    def load_model(self, ref: str) -> PaddleModel:
+        from unified_prompt.assets import resolve_model
+        from unified_prompt_paddle.loading import load_folder
+
+        folder = resolve_model(ref, progress=False)
+        key = str(Path(folder).resolve())
+        if self.options.threads:
+            from unified_prompt_paddle.runtime import paddle, set_threads
+
+            paddle()
+            set_threads(self.options.threads)
+        if key not in self._models:
+            try:
+                self._models[key] = load_folder(Path(folder), max_length=self.options.max_length,
+                                                name=ref)
+            except UnifiedPromptError:
+                raise
+            except Exception as exc:
+                raise _translate(exc) from exc
+        return self._models[key]
+
+    def model_info(self, model: PaddleModel) -> ModelInfo:
+        if "model" not in model.checksum_cache:
+            from unified_prompt.assets import directory_checksum
+
+            model.checksum_cache["model"] = directory_checksum(model.folder)
+        return ModelInfo(name=model.name, kind=model.kind, total_params=model.total_params,
+                         checksum=model.checksum_cache["model"],
+                         tokenizer_checksum=model.tokenizer.checksum,
+                         vocab_size=int(model.hf_config["vocab_size"]),
+                         extra={"architecture": model.arch.paddle_class,
+                                "method": model.method})
+
+    # -- inference -------------------------------------------------------------------
+    def score(self, model: PaddleModel, prompts: Sequence[Rendered], words: Sequence[str], *,
+              batch_size: int = 16, progress: Progress | None = None) -> WordScores:
+        import numpy as np
+
+        from unified_prompt.prompts.verbalizer import WordScores
+        from unified_prompt_paddle.runtime import paddle
+        from unified_prompt_paddle.scoring import length_order, word_ids, word_logprobs
+
+        n = len(prompts)
+        logprob = np.zeros((n, len(words)), dtype=np.float64)
+        n_tokens = np.zeros((n, len(words)), dtype=np.int64)
+        if n == 0 or not words:
+            return WordScores(logprob, n_tokens)
+        model.train(False)
+        order = length_order(prompts)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            chunk = [prompts[i] for i in idx]
+            wids = word_ids(model, chunk, words)
+            with paddle().no_grad():
+                logprob[idx] = word_logprobs(model, chunk, wids).numpy()
+            n_tokens[idx] = wids.n_tokens
+            if progress:
+                progress(len(chunk))
+        return WordScores(logprob, n_tokens)
+
+    def generate(self, model: PaddleModel, prompts: Sequence[Rendered], params: GenerationParams,
+                 *, batch_size: int = 16, progress: Progress | None = None) -> list[str]:
+        from unified_prompt_paddle.generation import generate
+
+        model.train(False)
+        return generate(model, list(prompts), params, batch_size, progress)
+
+    def top_tokens(self, model: PaddleModel, prompts: Sequence[Rendered], k: int, *,
+                   batch_size: int = 16) -> list[list[tuple[str, float]]]:
+        from unified_prompt_paddle.generation import top_tokens
+
+        model.train(False)
+        return top_tokens(model, list(prompts), k, batch_size)
+
+    # -- training --------------------------------------------------------------------
+    def start_training(self, model: PaddleModel, setup: TrainSetup) -> TrainSession:
+        from unified_prompt_paddle.session import PaddleTrainSession
+
+        method = setup.method.method
+        if not self.capabilities.supports_method(method):
+            raise self.missing(f"training ({method})")
+        return PaddleTrainSession(model, setup)
+
+    def load_adapter(self, model: PaddleModel, path: Path) -> PaddleModel:
+        from unified_prompt_paddle.adapters import load_adapter
+
+        return load_adapter(model, Path(path))
+
+    def close(self) -> None:
+        self._models.clear()
+

@@ -1,0 +1,164 @@
+"""Greedy (or seeded sampling) decoding, and next-token top-k.
+
+Our own loop rather than paddlenlp's `generate`: it must see soft prompts and prefixes
+exactly as scoring and training do, and stop on the core's stop strings. Causal models
+decode on a key/value cache; masked LMs fill one mask after what they have written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from unified_prompt.backend import GenerationParams, ModelKind, Progress
+from unified_prompt.encoding import encode_causal, encode_masked
+from unified_prompt.errors import UserInputError
+from unified_prompt.prompts.segments import Rendered
+from unified_prompt_paddle.forward import gather_rows, head, log_softmax, make_batch, run
+from unified_prompt_paddle.handle import PaddleModel
+from unified_prompt_paddle.masked_steps import mask_after
+from unified_prompt_paddle.runtime import paddle
+from unified_prompt_paddle.scoring import cached_encoder, length_order, prompt_budget, soft_offsets
+
+
+def finish(text: str, prompt: Rendered, stops: Sequence[str]) -> str:
+    """Cut at the earliest stop string; drop the whitespace that led into the mask."""
+    hits = [text.index(s) for s in stops if s and s in text]
+    if hits:
+        text = text[: min(hits)]
+    lead = prompt.mask_lead()
+    if lead and text.startswith(lead):
+        text = text[len(lead):]
+    return text
+
+
+def _pick(logits: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> np.ndarray:
+    if params.temperature <= 0:
+        return logits.argmax(axis=-1)
+    z = logits / params.temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.array([rng.choice(len(row), p=row) for row in p])
+
+
+def _masked_batch(model: PaddleModel, prompts: Sequence[Rendered],
+                  params: GenerationParams) -> list[str]:
+    """A masked LM writes one token at a time into a single mask after what it wrote."""
+    pd = paddle()
+    tok = model.tokenizer
+    mask_id = tok.special.mask
+    if mask_id is None:
+        raise UserInputError("this masked LM's tokenizer has no mask token")
+    encode = cached_encoder(model)
+    base = [encode_masked(p, encode, tok.special, max_length=model.max_length,
+                          n_masks=params.max_new_tokens + 1) for p in prompts]
+    if any(not e.masks for e in base):
+        raise UserInputError("a masked LM needs a {mask} slot in the template to generate at")
+    rng = np.random.default_rng(params.seed)
+    stops = [s for s in params.stop if s]
+    out: list[list[int]] = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    with pd.no_grad():
+        for _ in range(params.max_new_tokens):
+            live = [i for i in range(len(prompts)) if not done[i]]
+            if not live:
+                break
+            enc = [mask_after(base[i], out[i], mask_id) for i in live]
+            batch = make_batch(enc, tok.special.pad or 0, soft_offsets(model))
+            hidden, _ = run(model, batch.ids, batch.mask, batch.positions, batch.soft)
+            cols = np.array([e.masks[0] for e in enc])
+            logits = head(model, gather_rows(hidden, np.arange(len(live)), cols)).numpy()
+            for i, token in zip(live, _pick(logits, params, rng), strict=True):
+                if int(token) in model.stop_ids:
+                    done[i] = True
+                    continue
+                out[i].append(int(token))
+                done[i] = any(s in tok.decode(out[i]) for s in stops)
+    return [finish(tok.decode(ids), p, params.stop) for ids, p in zip(out, prompts, strict=True)]
+
+
+def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
+                   params: GenerationParams) -> list[str]:
+    if model.kind != ModelKind.CAUSAL:
+        return _masked_batch(model, prompts, params)
+    pd = paddle()
+    tok = model.tokenizer
+    enders = model.stop_ids
+    stops = [s for s in params.stop if s]
+    encode = cached_encoder(model)
+    enc = [encode_causal(p, encode, tok.special, max_length=prompt_budget(model),
+                         reserve=params.max_new_tokens) for p in prompts]
+    batch = make_batch(enc, tok.special.pad or 0, soft_offsets(model))
+    rng = np.random.default_rng(params.seed)
+    b = len(prompts)
+    out: list[list[int]] = [[] for _ in range(b)]
+    done = np.zeros(b, dtype=bool)
+    with pd.no_grad():
+        hidden, cache = run(model, batch.ids, batch.mask, batch.positions, batch.soft,
+                            use_cache=True)
+        logits = head(model, gather_rows(hidden, np.arange(b), batch.lengths - 1)).numpy()
+        mask = batch.mask
+        for step in range(params.max_new_tokens):
+            nxt = _pick(logits, params, rng)
+            for i in np.flatnonzero(~done):
+                token = int(nxt[i])
+                if token in enders:
+                    done[i] = True
+                    continue
+                out[i].append(token)
+                done[i] = any(s in tok.decode(out[i]) for s in stops)
+            if done.all() or step == params.max_new_tokens - 1:
+                break
+            mask = np.concatenate([mask, np.ones((b, 1), np.int64)], axis=1)
+            positions = (batch.lengths + step)[:, None]
+            hidden, cache = run(model, nxt[:, None].astype(np.int64), mask, positions,
+                                past=cache, use_cache=True)
+            logits = head(model, hidden[:, 0]).numpy()
+    return [finish(tok.decode(ids), p, params.stop) for ids, p in zip(out, prompts, strict=True)]
+
+
+def generate(model: PaddleModel, prompts: Sequence[Rendered], params: GenerationParams,
+             batch_size: int, progress: Progress | None) -> list[str]:
+    out = [""] * len(prompts)
+    if params.max_new_tokens < 1:
+        return out
+    order = length_order(prompts)
+    for start in range(0, len(prompts), batch_size):
+        idx = order[start:start + batch_size]
+        for i, text in zip(idx, generate_batch(model, [prompts[i] for i in idx], params),
+                           strict=True):
+            out[i] = text
+        if progress:
+            progress(len(idx))
+    return out
+
+
+def top_tokens(model: PaddleModel, prompts: Sequence[Rendered], k: int,
+               batch_size: int) -> list[list[tuple[str, float]]]:
+    """The k most likely tokens where the label word would go, with log-probs."""
+    pd = paddle()
+    tok = model.tokenizer
+    encode = cached_encoder(model)
+    out: list[list[tuple[str, float]]] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        if model.kind == ModelKind.MASKED:
+            enc = [encode_masked(p, encode, tok.special, max_length=model.max_length)
+                   for p in chunk]
+            cols = np.array([e.masks[0] for e in enc])
+        else:
+            enc = [encode_causal(p, encode, tok.special, max_length=prompt_budget(model),
+                                 reserve=1)
+                   for p in chunk]
+            cols = np.array([len(e) - 1 for e in enc])
+        batch = make_batch(enc, tok.special.pad or 0, soft_offsets(model))
+        with pd.no_grad():
+            hidden, _ = run(model, batch.ids, batch.mask, batch.positions, batch.soft)
+            logp = log_softmax(
+                head(model, gather_rows(hidden, np.arange(len(chunk)), cols))).numpy()
+        for row in logp:
+            best = np.argsort(-row)[:k]
+            out.append([(tok.token_text(int(t)), float(row[t])) for t in best])
+    return out

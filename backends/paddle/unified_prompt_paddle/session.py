@@ -1,0 +1,146 @@
+"""PaddleTrainSession: forward/backward, clipping and AdamW steps for the core's loop.
+
+paddle.optimizer.AdamW decays weights decoupled (p *= 1 - lr * wd, then the Adam step with
+bias correction), as torch.optim.AdamW does; its epsilon placement is algebraically the
+same. Clipping is done here with torch's formula (coef = max / (norm + 1e-6), at most 1),
+so the returned pre-clip norm and the clipped step match the hf backend's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
+from unified_prompt.errors import CapabilityError, UserInputError
+from unified_prompt_paddle.handle import PaddleModel
+from unified_prompt_paddle.losses import batch_loss
+from unified_prompt_paddle.methods.bindings import Bindings
+from unified_prompt_paddle.runtime import paddle
+
+_ACCUMULATORS = ("moment1_0", "moment2_0", "beta1_pow_acc_0", "beta2_pow_acc_0")
+
+
+def attach_method(model: PaddleModel, setup: TrainSetup,
+                  rng: np.random.Generator) -> tuple[PaddleModel, Bindings]:
+    from unified_prompt_paddle.methods import full, lora, prefix, soft
+
+    method = setup.method.method
+    if method in ("prompt_tuning", "p_tuning"):
+        return soft.attach(model, setup, rng)
+    if method == "prefix_tuning":
+        return prefix.attach(model, setup.method, rng)
+    if method == "lora":
+        return lora.attach(model, setup.method, rng)
+    if method == "full":
+        return full.attach(model, setup.method, rng)
+    raise CapabilityError(f"backend 'paddle' cannot train {method!r}")
+
+
+class PaddleTrainSession(TrainSession):
+    def __init__(self, base: PaddleModel, setup: TrainSetup) -> None:
+        pd = paddle()
+        pd.seed(setup.seed)
+        self.setup = setup
+        self.base = base
+        self.model, self.bindings = attach_method(base, setup, np.random.default_rng(setup.seed))
+        self.params = [b.param for b in self.bindings.values()]
+        for p in self.params:
+            p.stop_gradient = False
+        self.trainable_params = int(sum(int(np.prod(p.shape)) for p in self.params))
+        extra = 0 if setup.method.method == "full" else self.trainable_params
+        self.total_params = int(base.total_params) + extra
+        self.optimizer = pd.optimizer.AdamW(
+            learning_rate=setup.method.learning_rate, parameters=self.params,
+            weight_decay=setup.method.weight_decay, beta1=0.9, beta2=0.999, epsilon=1e-8)
+        self.model.train(True)
+
+    # -- the loop's primitives -------------------------------------------------------
+    def forward_backward(self, batch: Sequence[TrainItem], weight: float = 1.0) -> float:
+        loss = batch_loss(self.model, self.setup, batch)
+        (loss * weight).backward()
+        return float(loss.numpy())
+
+    def loss(self, batch: Sequence[TrainItem]) -> float:
+        pd = paddle()
+        training = self.model.net.training
+        self.model.train(False)
+        try:
+            with pd.no_grad():
+                return float(batch_loss(self.model, self.setup, batch).numpy())
+        finally:
+            self.model.train(training)
+
+    def optimizer_step(self, lr: float, max_grad_norm: float | None) -> float | None:
+        pd = paddle()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = 0.0
+        if grads:
+            with pd.no_grad():
+                squares = pd.stack([(g * g).sum() for g in grads]).sum()
+                norm = float(pd.sqrt(squares).numpy())
+                if max_grad_norm is not None:
+                    coef = min(1.0, max_grad_norm / (norm + 1e-6))
+                    if coef < 1.0:
+                        for g in grads:
+                            g.scale_(coef)
+        self.optimizer.set_lr(lr)
+        self.optimizer.step()
+        self.optimizer.clear_grad()
+        return norm
+
+    def train_mode(self, training: bool) -> None:
+        self.model.train(training)
+
+    # -- state -----------------------------------------------------------------------
+    def trainable_state(self) -> dict[str, np.ndarray]:
+        return {name: b.to_canonical() for name, b in self.bindings.items()}
+
+    def load_trainable_state(self, state: dict[str, np.ndarray]) -> None:
+        unknown = set(state) - set(self.bindings)
+        if unknown:
+            raise UserInputError(f"unexpected trainable state {sorted(unknown)[:3]} for "
+                                 f"{self.setup.method.method}")
+        for name, value in state.items():
+            self.bindings[name].load(value)
+
+    def save_checkpoint(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays = {f"param:{k}": v for k, v in self.trainable_state().items()}
+        opt = self.optimizer.state_dict()
+        for name, b in self.bindings.items():
+            for acc in _ACCUMULATORS:
+                value = opt.get(f"{b.param.name}_{acc}")
+                if value is not None:
+                    arrays[f"{acc}:{name}"] = np.asarray(value.numpy())
+        np.savez(path / "session.npz", **arrays)
+        meta = {"method": self.setup.method.method, "lr": float(self.optimizer.get_lr())}
+        (path / "session.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    def load_checkpoint(self, path: Path) -> None:
+        path = Path(path)
+        with np.load(path / "session.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+        self.load_trainable_state({k.split(":", 1)[1]: v for k, v in arrays.items()
+                                   if k.startswith("param:")})
+        state: dict[str, Any] = {}
+        for name, b in self.bindings.items():
+            for acc in _ACCUMULATORS:
+                key = f"{acc}:{name}"
+                if key in arrays:
+                    state[f"{b.param.name}_{acc}"] = paddle().to_tensor(arrays[key])
+        if state:
+            self.optimizer.set_state_dict(state)
+
+    def save_adapter(self, path: Path) -> None:
+        from unified_prompt_paddle.adapters import save_adapter
+
+        save_adapter(self.model, self.trainable_state(), Path(path))
+
+    def close(self) -> None:
+        self.optimizer.clear_grad()
