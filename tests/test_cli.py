@@ -200,3 +200,32 @@ def test_predictor_reproduces_the_runs_predictions(tmp_path, toy_spec):
         got = predictor.predict([e.text for e in synthetic_examples()])
     assert [g["label"] for g in got] == [r["prediction"] for r in rows]
     assert got[0]["scores"] == rows[0]["scores"]
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
+def test_eval_adapter_reproduces_the_trained_runs_predictions(tmp_path, toy_spec, method):
+    """eval.adapter evaluates a saved adapter without training; finetune.method none adopts
+    the adapter's method settings (prompt tuning's soft tokens shape the prompt)."""
+    trained = tmp_path / "trained"
+    extra = ["--set", "finetune.num_virtual_tokens=3"] if method == "prompt_tuning" else []
+    proc = run_cli("run", str(toy_spec), "--out", str(trained), "--set",
+                   f"finetune={{method: {method}, max_steps: 12, lr: 0.05}}", *extra)
+    assert proc.returncode == 0, proc.stderr
+    reused = tmp_path / "reused"
+    proc = run_cli("run", str(toy_spec), "--out", str(reused), "--set", "finetune={method: none}",
+                   "--set", f"eval.adapter={trained / 'adapter'}")
+    assert proc.returncode == 0, proc.stderr
+    rows = lambda d: [json.loads(x) for x in (d / "predictions.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [r["scores"] for r in rows(reused)] == [r["scores"] for r in rows(trained)]
+    metrics = json.loads((reused / "metrics.json").read_text())
+    assert metrics["method"] == method and metrics["train_seconds"] == 0.0
+    assert metrics["trainable_params"] == json.loads((trained / "metrics.json").read_text())[
+        "trainable_params"]
+    other = "prompt_tuning" if method == "lora" else "lora"
+    bad = run_cli("run", str(toy_spec), "--out", str(tmp_path / "bad"), "--set",
+                  f"finetune={{method: {other}}}", "--set", f"eval.adapter={trained / 'adapter'}")
+    assert bad.returncode == 2 and "eval.adapter" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    missing = run_cli("run", str(toy_spec), "--out", str(tmp_path / "m"), "--set",
+                      f"eval.adapter={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2 and "nowhere" in missing.stderr

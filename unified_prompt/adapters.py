@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unified_prompt.artifacts import atomic_write_json, read_json
 from unified_prompt.errors import UserInputError
+
+if TYPE_CHECKING:
+    from unified_prompt.config import ExperimentSpec
 
 MANIFEST = "manifest.json"
 FORMAT = "unified-prompt-adapter"
@@ -39,3 +42,24 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise UserInputError(f"{path}: manifest version {manifest['version']} is newer than "
                              f"this unified-prompt understands ({VERSION}); upgrade")
     return manifest
+
+
+def spec_for_adapter(spec: ExperimentSpec) -> tuple[ExperimentSpec, dict[str, Any]]:
+    """The spec to evaluate eval.adapter with: its method settings shape the prompt (soft
+    tokens), so finetune.method none adopts the manifest's and another method must match."""
+    from unified_prompt.config import LOCAL_METHODS, build_spec
+    from unified_prompt.errors import ConfigError
+
+    manifest = read_manifest(Path(str(spec.eval.adapter)))
+    method = manifest.get("method")
+    if method not in LOCAL_METHODS:
+        raise ConfigError(f"eval.adapter: {spec.eval.adapter} holds a {method!r} adapter; "
+                          f"expected one of {', '.join(LOCAL_METHODS)}")
+    if spec.finetune.method == "none":
+        data = spec.model_dump(mode="json", exclude_none=True)
+        data["finetune"] = manifest.get("method_config") or {"method": method}
+        spec = build_spec(data)
+    elif spec.finetune.method != method:
+        raise ConfigError(f"eval.adapter: the adapter is {method!r} but finetune.method is "
+                          f"{spec.finetune.method!r}; set finetune.method to none or {method}")
+    return spec, manifest

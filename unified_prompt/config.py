@@ -255,6 +255,10 @@ class EvalSpec(Strict):
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(32, ge=1)
+    adapter: str | None = Field(
+        None, description="Evaluate with this saved adapter folder (from a run's adapter/ or "
+        "`unified-prompt convert`) instead of training; finetune.method none adopts the "
+        "adapter's method settings.")
 
 
 class BudgetSpec(Strict):

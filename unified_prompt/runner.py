@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unified_prompt.adapters import write_manifest
+from unified_prompt.adapters import spec_for_adapter, write_manifest
 from unified_prompt.artifacts import (
     RunDir,
     atomic_dir,
@@ -216,6 +216,9 @@ class _Run:
 
     def __init__(self, spec: ExperimentSpec, out: Path | None, resume: bool,
                  progress: bool | None) -> None:
+        self.adapter_manifest: dict[str, Any] | None = None
+        if spec.eval.adapter:
+            spec, self.adapter_manifest = spec_for_adapter(spec)
         self.spec = spec
         self.run = RunDir(out) if out else None
         self.resume = resume
@@ -325,7 +328,10 @@ class _Run:
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
         method = spec.finetune.method
-        if method in LOCAL_METHODS:
+        if self.adapter_manifest is not None:
+            model, trainable = self._load_saved_adapter(backend, model, info)
+            training = {"adapter": str(spec.eval.adapter)}
+        elif method in LOCAL_METHODS:
             model, trainable, train_seconds, training = self._train_local(
                 backend, model, builder, splits, resuming)
         elif method == "hosted":
@@ -353,6 +359,22 @@ class _Run:
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
             self.log("finish", metrics=scores)
         return result
+
+    def _load_saved_adapter(self, backend: Backend, model: Any, info: Any) -> tuple[Any, int]:
+        """eval.adapter: the adapter applied to the loaded base model, after checking it was
+        trained on this base model (a wrong base gives silently wrong numbers otherwise)."""
+        from unified_prompt.errors import UserInputError
+
+        manifest = self.adapter_manifest or {}
+        trained_on = (manifest.get("base_model") or {}).get("checksum")
+        if trained_on and info.checksum and trained_on != info.checksum:
+            raise UserInputError(
+                f"eval.adapter: {self.spec.eval.adapter} was trained on base model "
+                f"{manifest['base_model'].get('name')!r} (checksum {trained_on[:12]}...), but "
+                f"backend.model {self.spec.backend.model!r} has checksum {info.checksum[:12]}...")
+        self.log("adapter", path=str(self.spec.eval.adapter), method=manifest.get("method"))
+        return (backend.load_adapter(model, Path(str(self.spec.eval.adapter))),
+                int(manifest.get("trainable_params") or 0))
 
     # -- local training --------------------------------------------------------------
     def _train_local(self, backend: Backend, model: Any, builder: PromptBuilder,

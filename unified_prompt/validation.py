@@ -66,6 +66,10 @@ def validate_spec_file(path: str | Path, *, overrides: list[str] | None = None,
                        backend: str | None = None) -> str:
     """Raise a UserInputError naming what is wrong; return a one-line summary."""
     spec = load_spec(path, overrides=overrides, backend=backend)
+    if spec.eval.adapter:
+        from unified_prompt.adapters import spec_for_adapter
+
+        spec, _ = spec_for_adapter(spec)
     check_metric_names(spec.metrics, spec.task)
     _check_backend_options(spec)
     sizes = _check_data(spec)

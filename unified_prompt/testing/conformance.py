@@ -272,6 +272,108 @@ class BackendConformance:
             session.optimizer_step(METHOD_SETTINGS[methods[0]]["lr"], 1.0)
         assert session.loss(items) < before
 
+    # -- raw text (OpenAI-compatible serving) and search primitives ---------------------
+    def require_raw_text(self, backend: Backend, model: Any) -> None:
+        if not backend.capabilities.raw_text:
+            pytest.skip(f"backend {self.backend_name!r} does not declare raw_text")
+        if backend.model_info(model).kind == ModelKind.MASKED:
+            pytest.skip("raw-text log-probs and continuation are for causal models")
+
+    def test_echo_log_probs_reproduce_label_word_scores(self, backend: Backend,
+                                                        model: Any) -> None:
+        """A client scoring by echo (prompt + word, summing the word's token log-probs)
+        gets exactly what score() gives on the same model."""
+        self.require_raw_text(backend, model)
+        builder = self.builder(backend, model)
+        words = ["good", "absolutely wonderful"]
+        for prompt in builder.render(synthetic_examples()[:2]):
+            direct = backend.score(model, [prompt], words).logprob[0]
+            prefix = prompt.prefix_text()
+            texts = [prefix + prompt.mask_lead() + w for w in words]
+            for text, tokens, expected in zip(texts, backend.text_logprobs(model, texts),
+                                              direct, strict=True):
+                assert "".join(t.token for t in tokens) == text
+                assert [t.offset for t in tokens] == sorted(t.offset for t in tokens)
+                echoed = sum(t.logprob for t in tokens if t.offset >= len(prefix))
+                assert echoed == pytest.approx(float(expected), abs=1e-4)
+
+    def test_text_logprobs_report_alternatives(self, backend: Backend, model: Any) -> None:
+        self.require_raw_text(backend, model)
+        text = "Review: a fine film\nSentiment: good"
+        (plain,), (top,) = (backend.text_logprobs(model, [text]),
+                            backend.text_logprobs(model, [text], top_k=3))
+        assert [t.logprob for t in plain] == pytest.approx([t.logprob for t in top], abs=1e-5)
+        for t in top[1:]:
+            assert t.logprob is not None and t.logprob <= 1e-6
+            assert len(t.top) == 3 and t.top[0][1] >= t.top[1][1] >= t.top[2][1]
+            assert t.top[0][1] >= t.logprob - 1e-5, "the best alternative is at least as likely"
+
+    def test_generate_text_reports_tokens_and_stops(self, backend: Backend,
+                                                    model: Any) -> None:
+        self.require_raw_text(backend, model)
+        texts = ["Review: a fine film\nSentiment:", "Hello"]
+        params = GenerationParams(max_new_tokens=6, stop=())
+        free = backend.generate_text(model, texts, params, top_k=2, batch_size=2)
+        assert free == backend.generate_text(model, texts, params, top_k=2, batch_size=1), (
+            "greedy raw-text generation is deterministic and batch-independent")
+        for gen in free:
+            assert gen.prompt_tokens >= 1
+            assert gen.text == "".join(t.token for t in gen.tokens)
+            assert gen.finish_reason == "length" or len(gen.tokens) < 6
+            assert all(t.logprob is not None and t.logprob <= 1e-6 for t in gen.tokens)
+            assert all(len(t.top) == 2 for t in gen.tokens)
+        gen = next(g for g in free if g.text.strip())
+        stop = next(t.token for t in gen.tokens if t.token.strip())
+        (cut,) = backend.generate_text(model, [texts[free.index(gen)]],
+                                       GenerationParams(max_new_tokens=6, stop=(stop,)))
+        assert cut.finish_reason == "stop" and stop not in cut.text
+        assert gen.text.startswith(cut.text)
+
+    def test_render_chat_keeps_every_message(self, backend: Backend, model: Any) -> None:
+        self.require_raw_text(backend, model)
+        messages = [{"role": "system", "content": "Answer in one word."},
+                    {"role": "user", "content": "Is this positive? a fine film"}]
+        text = backend.render_chat(model, messages)
+        assert isinstance(text, str)
+        assert all(m["content"] in text for m in messages)
+        assert text.index(messages[0]["content"]) < text.index(messages[1]["content"])
+
+    def test_vocabulary_and_tokenize_agree(self, backend: Backend, model: Any) -> None:
+        if not backend.capabilities.token_gradients:
+            pytest.skip(f"backend {self.backend_name!r} does not declare token_gradients")
+        vocab = backend.vocabulary(model)
+        info = backend.model_info(model)
+        assert info.vocab_size is None or len(vocab) >= info.vocab_size
+        ids = backend.tokenize(model, "a fine film")
+        assert ids and all(0 <= i < len(vocab) for i in ids)
+        for i in ids:
+            assert backend.tokenize(model, vocab[i]) == [i], (
+                f"token {i} decodes alone to {vocab[i]!r}, which must tokenize back to it")
+
+    def test_token_gradients_are_shaped_and_deterministic(self, backend: Backend,
+                                                          model: Any) -> None:
+        if not backend.capabilities.token_gradients:
+            pytest.skip(f"backend {self.backend_name!r} does not declare token_gradients")
+        kind = backend.model_info(model).kind
+        base = self.masked_template if kind == ModelKind.MASKED else self.template
+        spec = self.spec(backend, model, "prompt_tuning", num_virtual_tokens=1)
+        data = spec.model_dump(mode="json", exclude_none=True)
+        data["prompt"]["template"] = "{soft:2} " + base
+        builder = PromptBuilder(ExperimentSpec.model_validate(data))
+        setup = self.setup_for(builder)
+        items = builder.train_items(synthetic_examples()[:4])
+        vocab = backend.vocabulary(model)
+        triggers = {0: backend.tokenize(model, "the film")[:2]}
+        if len(triggers[0]) < 2:
+            triggers[0] = triggers[0] * 2
+        grads = backend.token_gradients(model, items, setup, triggers)
+        again = backend.token_gradients(model, items, setup, triggers)
+        assert set(grads) == {0}
+        g = np.asarray(grads[0])
+        assert g.shape == (2, len(vocab))
+        assert np.all(np.isfinite(g)) and np.ptp(g) > 0
+        np.testing.assert_allclose(g, np.asarray(again[0]), rtol=1e-5, atol=1e-6)
+
     def test_unknown_model_is_a_core_error(self, backend: Backend, tmp_path: Path) -> None:
         with pytest.raises(UnifiedPromptError):
             backend.load_model(str(tmp_path / "no-such-model"))
