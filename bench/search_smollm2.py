@@ -2,7 +2,7 @@
 prompt against examples/sentiment.yaml's template, both on the full test split, once each.
 
     nice -n 10 .venv/bin/python bench/search_smollm2.py verbalizer rl propose demos
-    nice -n 10 .venv/bin/python bench/search_smollm2.py gradient   # needs hf token_gradients
+    nice -n 10 .venv/bin/python bench/search_smollm2.py gradient
 
 Each strategy writes runs/bench-search/<strategy>/ (search.jsonl, best.yaml, report.md,
 result.json) and prints one summary line; the settings below are the ones in
@@ -81,15 +81,7 @@ def main() -> None:
     parser.add_argument("strategies", nargs="+", choices=sorted(SETTINGS))
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-search")
     parser.add_argument("--backend", default=None)
-    parser.add_argument("--hf-primitives-shim", action="store_true",
-                        help="Give the hf backend vocabulary/tokenize/token_gradients from "
-                             "bench/search_hf_primitives.py (until backends/hf has them).")
     args = parser.parse_args()
-    if args.hf_primitives_shim:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from search_hf_primitives import install
-
-        install()
     for name in args.strategies:
         budget, options = SETTINGS[name]
         out = args.out / name

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from unified_prompt.backend import (
     Backend,
     Capabilities,
+    Generated,
     GenerationParams,
     ModelInfo,
     ModelKind,
     Progress,
+    TokenLogprob,
+    TrainItem,
     TrainSession,
     TrainSetup,
 )
@@ -26,6 +29,8 @@ from unified_prompt_hf.errors import boundary, translated
 from unified_prompt_hf.options import HFOptions
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from unified_prompt.prompts.segments import Rendered
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_hf.handle import HFModel
@@ -39,10 +44,11 @@ class HFBackend(Backend):
     name: ClassVar[str] = "hf"
     capabilities: ClassVar[Capabilities] = Capabilities(
         score=True, exact_multi_token=True, generate=True, methods=METHODS, adapters=True,
-        top_tokens=True, token_gradients=False,
+        top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
         notes=("adapters in PEFT's format; soft prompts also as soft_prompt.safetensors",
-               "masked LMs generate by filling one appended mask at a time"))
+               "masked LMs generate by filling one appended mask at a time",
+               "raw-text log-probs and continuation (serve) for causal models"))
     Options: ClassVar[type[HFOptions]] = HFOptions
     options: HFOptions
 
@@ -80,6 +86,47 @@ class HFBackend(Backend):
         from unified_prompt_hf.scoring import top_tokens
 
         return top_tokens(model, prompts, k, batch_size=batch_size)
+
+    # -- raw text (OpenAI-compatible serving) -----------------------------------------
+    @translated("scoring raw text")
+    def text_logprobs(self, model: HFModel, texts: Sequence[str], *, top_k: int = 0,
+                      batch_size: int = 16) -> list[tuple[TokenLogprob, ...]]:
+        from unified_prompt_hf.raw_text import text_logprobs
+
+        return text_logprobs(model, texts, top_k=top_k, batch_size=batch_size)
+
+    @translated("raw-text generation")
+    def generate_text(self, model: HFModel, texts: Sequence[str], params: GenerationParams, *,
+                      top_k: int = 0, batch_size: int = 16) -> list[Generated]:
+        from unified_prompt_hf.raw_text import generate_text
+
+        return generate_text(model, texts, params, top_k=top_k, batch_size=batch_size)
+
+    @translated("rendering chat messages")
+    def render_chat(self, model: HFModel, messages: Sequence[dict[str, str]]) -> str:
+        from unified_prompt_hf.raw_text import render_chat
+
+        return render_chat(model, messages)
+
+    # -- search primitives -----------------------------------------------------------
+    @translated("reading the vocabulary")
+    def vocabulary(self, model: HFModel) -> list[str]:
+        from unified_prompt_hf.search_primitives import vocabulary
+
+        return vocabulary(model)
+
+    @translated("tokenizing")
+    def tokenize(self, model: HFModel, text: str) -> list[int]:
+        from unified_prompt_hf.search_primitives import tokenize
+
+        return tokenize(model, text)
+
+    @translated("token gradients")
+    def token_gradients(self, model: HFModel, items: Sequence[TrainItem], setup: TrainSetup,
+                        triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
+        from unified_prompt_hf.search_primitives import token_gradients
+
+        return token_gradients(model, items, setup, triggers)
 
     # -- training --------------------------------------------------------------------
     @translated("starting training")

@@ -8,6 +8,7 @@ Masked LMs generate by appending one mask at a time after what they have written
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -50,7 +51,7 @@ def finish(text: str, prompt: Rendered, stops: Sequence[str]) -> str:
     return text
 
 
-class _Picker:
+class Picker:
     """Greedy argmax, or sampling at a temperature from a seeded generator."""
 
     def __init__(self, params: GenerationParams, device: torch.device) -> None:
@@ -68,34 +69,60 @@ class _Picker:
         return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
 
 
-def _causal_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
-                  picker: _Picker, enders: set[int]) -> list[list[int]]:
-    encoded = [handle.codec.causal(p, prompt_budget(handle), reserve=params.max_new_tokens)
-               for p in prompts]
+@dataclass
+class Steps:
+    """What a generation loop produced per row: the chosen token ids, whether an end token
+    stopped the row, and (when recorded) each chosen token's log-prob and the `top_k` best
+    (id, log-prob) alternatives at its position."""
+
+    ids: list[list[int]]
+    ended: list[bool]
+    logprobs: list[list[float]]
+    top: list[list[list[tuple[int, float]]]]
+
+
+def causal_steps(handle: HFModel, encoded: Sequence[Encoded], params: GenerationParams,
+                 picker: Picker, enders: set[int], *, record: bool = False,
+                 top_k: int = 0) -> Steps:
+    """Decode after each encoded prompt (one left-padded batch, KV cache extended in place)."""
     check_soft(handle, encoded)
     batch = make_batch(handle, encoded)
     logits, state = run_prompt(handle, batch, use_cache=True, keep=1)
     assert state is not None
     n = batch.size
-    out: list[list[int]] = [[] for _ in range(n)]
+    steps = Steps([[] for _ in range(n)], [False] * n, [[] for _ in range(n)],
+                  [[] for _ in range(n)])
     done = [False] * n
     stops = [s for s in params.stop if s]
     for step in range(params.max_new_tokens):
         chosen = picker(logits[:, -1])
+        lp = torch.log_softmax(logits[:, -1].float(), dim=-1) if record else None
+        best = lp.topk(min(top_k, lp.shape[-1]), dim=-1) if lp is not None and top_k > 0 else None
         for i, t in enumerate(chosen.tolist()):
             if done[i]:
                 continue
             if t in enders:
-                done[i] = True
+                done[i] = steps.ended[i] = True
                 continue
-            out[i].append(t)
-            if stops and any(s in handle.codec.decode(out[i]) for s in stops):
+            steps.ids[i].append(t)
+            if lp is not None:
+                steps.logprobs[i].append(float(lp[i, t]))
+                steps.top[i].append([] if best is None else list(zip(
+                    best.indices[i].tolist(), best.values[i].tolist(), strict=True)))
+            if stops and any(s in handle.codec.decode(steps.ids[i]) for s in stops):
                 done[i] = True
         if all(done) or step == params.max_new_tokens - 1:
             break
         ones = torch.ones((n, 1), dtype=batch.mask.dtype, device=handle.device)
         logits = run_continuation(handle, state, chosen[:, None], ones, use_cache=True)
-    return out
+    return steps
+
+
+def _causal_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
+                  picker: Picker, enders: set[int]) -> list[list[int]]:
+    encoded = [handle.codec.causal(p, prompt_budget(handle), reserve=params.max_new_tokens)
+               for p in prompts]
+    return causal_steps(handle, encoded, params, picker, enders).ids
 
 
 def splice(enc: Encoded, new: Sequence[int]) -> Encoded:
@@ -114,7 +141,7 @@ def mask_after(enc: Encoded, written: Sequence[int], mask_id: int) -> Encoded:
 
 
 def _masked_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
-                  picker: _Picker, enders: set[int]) -> list[list[int]]:
+                  picker: Picker, enders: set[int]) -> list[list[int]]:
     mask_id = handle.codec.special.mask
     assert mask_id is not None
     base = [handle.codec.masked(p, handle.max_length, n_masks=params.max_new_tokens + 1)
@@ -147,7 +174,7 @@ def generate(handle: HFModel, prompts: Sequence[Rendered], params: GenerationPar
     texts = [""] * len(prompts)
     if not prompts or params.max_new_tokens < 1:
         return texts
-    picker = _Picker(params, handle.device)
+    picker = Picker(params, handle.device)
     enders = stop_ids(handle)
     run = _causal_batch if handle.causal else _masked_batch
     order = length_order(prompts)

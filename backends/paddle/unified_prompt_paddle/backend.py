@@ -16,16 +16,21 @@ from unified_prompt.backend import (
     Backend,
     BackendOptions,
     Capabilities,
+    Generated,
     GenerationParams,
     ModelInfo,
     ModelKind,
     Progress,
+    TokenLogprob,
+    TrainItem,
     TrainSession,
     TrainSetup,
 )
 from unified_prompt.errors import BackendError, UnifiedPromptError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from unified_prompt.prompts.segments import Rendered
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_paddle.handle import PaddleModel
@@ -48,7 +53,7 @@ class PaddleBackend(Backend):
     capabilities = Capabilities(
         score=True, exact_multi_token=True, generate=True,
         methods=frozenset({"prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full"}),
-        adapters=True, top_tokens=True, token_gradients=False,
+        adapters=True, top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
         notes=("PaddlePaddle 3.3 + PaddleNLP 2.8 on CPU, float32",
                "loads Hugging Face folders (Llama, GPT-2, BERT, ERNIE) by weight-name mapping",
@@ -133,6 +138,41 @@ class PaddleBackend(Backend):
 
         model.train(False)
         return top_tokens(model, list(prompts), k, batch_size)
+
+    # -- raw text (OpenAI-compatible serving) ----------------------------------------------
+    def text_logprobs(self, model: PaddleModel, texts: Sequence[str], *, top_k: int = 0,
+                      batch_size: int = 16) -> list[tuple[TokenLogprob, ...]]:
+        from unified_prompt_paddle.raw_text import text_logprobs
+
+        model.train(False)
+        return text_logprobs(model, list(texts), top_k, batch_size)
+
+    def generate_text(self, model: PaddleModel, texts: Sequence[str], params: GenerationParams,
+                      *, top_k: int = 0, batch_size: int = 16) -> list[Generated]:
+        from unified_prompt_paddle.raw_text import generate_text
+
+        model.train(False)
+        return generate_text(model, list(texts), params, top_k, batch_size)
+
+    def render_chat(self, model: PaddleModel, messages: Sequence[dict[str, str]]) -> str:
+        from unified_prompt_paddle.chat import render_chat
+
+        return render_chat(model, messages)
+
+    # -- search primitives -----------------------------------------------------------
+    def vocabulary(self, model: PaddleModel) -> list[str]:
+        from unified_prompt_paddle.search_primitives import vocabulary
+
+        return vocabulary(model)
+
+    def tokenize(self, model: PaddleModel, text: str) -> list[int]:
+        return model.tokenizer.encode_text(text)
+
+    def token_gradients(self, model: PaddleModel, items: Sequence[TrainItem], setup: TrainSetup,
+                        triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
+        from unified_prompt_paddle.search_primitives import token_gradients
+
+        return token_gradients(model, list(items), setup, triggers)
 
     # -- training --------------------------------------------------------------------
     def start_training(self, model: PaddleModel, setup: TrainSetup) -> TrainSession:

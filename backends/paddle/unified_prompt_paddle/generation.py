@@ -7,12 +7,13 @@ decode on a key/value cache; masked LMs fill one mask after what they have writt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from unified_prompt.backend import GenerationParams, ModelKind, Progress
-from unified_prompt.encoding import encode_causal, encode_masked
+from unified_prompt.encoding import Encoded, encode_causal, encode_masked
 from unified_prompt.errors import UserInputError
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt_paddle.forward import gather_rows, head, log_softmax, make_batch, run
@@ -79,44 +80,74 @@ def _masked_batch(model: PaddleModel, prompts: Sequence[Rendered],
     return [finish(tok.decode(ids), p, params.stop) for ids, p in zip(out, prompts, strict=True)]
 
 
-def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
-                   params: GenerationParams) -> list[str]:
-    if model.kind != ModelKind.CAUSAL:
-        return _masked_batch(model, prompts, params)
+@dataclass
+class Decoded:
+    """What one row generated: token ids, their log-probs and the best alternatives."""
+
+    ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    top: list[list[tuple[int, float]]] = field(default_factory=list)
+    ended: bool = False  # an end token or a stop string finished it (not the length)
+
+
+def decode_causal(model: PaddleModel, enc: Sequence[Encoded], params: GenerationParams,
+                  stopped: Callable[[int, list[int]], bool], *, logprobs: bool = False,
+                  top_k: int = 0) -> list[Decoded]:
+    """Greedy or sampled continuation of encoded contexts on a key/value cache.
+
+    Rows are right-padded; each new token goes after every row's context (the mask skips
+    the padding, positions continue each row's own count). `stopped(i, ids)` says whether
+    row i's tokens so far end it; an end token ends a row without being kept.
+    """
     pd = paddle()
     tok = model.tokenizer
-    enders = model.stop_ids
-    stops = [s for s in params.stop if s]
-    encode = cached_encoder(model)
-    enc = [encode_causal(p, encode, tok.special, max_length=prompt_budget(model),
-                         reserve=params.max_new_tokens) for p in prompts]
     batch = make_batch(enc, tok.special.pad or 0, soft_offsets(model))
     rng = np.random.default_rng(params.seed)
-    b = len(prompts)
-    out: list[list[int]] = [[] for _ in range(b)]
+    b = len(enc)
+    out = [Decoded() for _ in range(b)]
     done = np.zeros(b, dtype=bool)
     with pd.no_grad():
         hidden, cache = run(model, batch.ids, batch.mask, batch.positions, batch.soft,
                             use_cache=True)
-        logits = head(model, gather_rows(hidden, np.arange(b), batch.lengths - 1)).numpy()
+        logits = head(model, gather_rows(hidden, np.arange(b), batch.lengths - 1))
         mask = batch.mask
         for step in range(params.max_new_tokens):
-            nxt = _pick(logits, params, rng)
+            logp = log_softmax(logits).numpy() if logprobs or top_k else None
+            nxt = _pick(logits.numpy(), params, rng)
             for i in np.flatnonzero(~done):
                 token = int(nxt[i])
-                if token in enders:
-                    done[i] = True
+                if token in model.stop_ids:
+                    out[i].ended = done[i] = True
                     continue
-                out[i].append(token)
-                done[i] = any(s in tok.decode(out[i]) for s in stops)
+                row = out[i]
+                row.ids.append(token)
+                if logp is not None:
+                    row.logprobs.append(float(logp[i, token]))
+                    best = np.argsort(-logp[i], kind="stable")[:top_k]
+                    row.top.append([(int(t), float(logp[i, t])) for t in best])
+                row.ended = done[i] = stopped(int(i), row.ids)
             if done.all() or step == params.max_new_tokens - 1:
                 break
             mask = np.concatenate([mask, np.ones((b, 1), np.int64)], axis=1)
             positions = (batch.lengths + step)[:, None]
             hidden, cache = run(model, nxt[:, None].astype(np.int64), mask, positions,
                                 past=cache, use_cache=True)
-            logits = head(model, hidden[:, 0]).numpy()
-    return [finish(tok.decode(ids), p, params.stop) for ids, p in zip(out, prompts, strict=True)]
+            logits = head(model, hidden[:, 0])
+    return out
+
+
+def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
+                   params: GenerationParams) -> list[str]:
+    if model.kind != ModelKind.CAUSAL:
+        return _masked_batch(model, prompts, params)
+    tok = model.tokenizer
+    stops = [s for s in params.stop if s]
+    encode = cached_encoder(model)
+    enc = [encode_causal(p, encode, tok.special, max_length=prompt_budget(model),
+                         reserve=params.max_new_tokens) for p in prompts]
+    out = decode_causal(model, enc, params,
+                        lambda _, ids: any(s in tok.decode(ids) for s in stops))
+    return [finish(tok.decode(d.ids), p, params.stop) for d, p in zip(out, prompts, strict=True)]
 
 
 def generate(model: PaddleModel, prompts: Sequence[Rendered], params: GenerationParams,

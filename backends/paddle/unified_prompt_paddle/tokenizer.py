@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,12 @@ class TextTokenizer:
     def token_text(self, token_id: int) -> str:
         """The text one token stands for (verbalizer search shows these)."""
         return self.backend.decode([int(token_id)], skip_special_tokens=False)
+
+    @cached_property
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every id's text, decoded alone (so " great" keeps its space)."""
+        ids = [[i] for i in range(self.vocab_size)]
+        return tuple(self.backend.decode_batch(ids, skip_special_tokens=False))
 
 
 def load_tokenizer(folder: Path, model_config: dict[str, Any]) -> TextTokenizer:
