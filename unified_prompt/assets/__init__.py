@@ -118,6 +118,23 @@ def verify_model_dir(path: str | os.PathLike[str], full: bool = False) -> None:
             raise ModelVerificationError(f"{folder}: {name} does not match its recorded sha256")
 
 
+#: Files that define a tokenizer's vocabulary (what tokenizer_checksum hashes).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "vocab.txt", "vocab.json", "merges.txt")
+
+
+def tokenizer_checksum(folder: str | os.PathLike[str]) -> str | None:
+    """sha256 over the vocabulary files, computed once here so every backend's manifests
+    agree (an adapter converted between frameworks keeps its tokenizer check)."""
+    files = sorted(p for p in Path(folder).iterdir() if p.name in TOKENIZER_FILES)
+    if not files:
+        return None
+    digest = hashlib.sha256(b"unified-prompt tokenizer checksum v1\n")
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def directory_checksum(path: str | os.PathLike[str]) -> str:
     """A sha256 naming a model by its weight and tokenizer files, stable across copies and machines.
 

@@ -6,20 +6,18 @@ GGUF once); anything else must be a local Hugging Face folder. Nothing is downlo
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from unified_prompt.assets import tokenizer_checksum
 from unified_prompt.backend import ModelInfo, ModelKind
 from unified_prompt.errors import CapabilityError, ModelNotFoundError
 from unified_prompt_hf.batching.tokenize import TextCodec
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.options import HFOptions
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model",
-                   "sentencepiece.bpe.model", "vocab.txt", "vocab.json", "merges.txt")
 DEFAULT_MAX_LENGTH = 2048
 
 
@@ -135,15 +133,6 @@ def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def tokenizer_checksum(folder: Path) -> str | None:
-    """sha256 over the vocabulary files (the same vocab gives the same value anywhere)."""
-    files = sorted(p for p in folder.iterdir() if p.name in TOKENIZER_FILES)
-    if not files:
-        return None
-    digest = hashlib.sha256(b"unified-prompt tokenizer checksum v1\n")
-    for file in files:
-        digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def model_info(handle: HFModel) -> ModelInfo:

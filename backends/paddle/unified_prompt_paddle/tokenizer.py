@@ -6,13 +6,13 @@ same ids on both frameworks; where special tokens go is decided by unified_promp
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from unified_prompt.assets import tokenizer_checksum
 from unified_prompt.encoding import SpecialIds
 from unified_prompt.errors import ModelNotFoundError
 
@@ -95,16 +95,5 @@ def load_tokenizer(folder: Path, model_config: dict[str, Any]) -> TextTokenizer:
                          tok.get_vocab_size(with_added_tokens=True), model_max)
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model",
-                   "sentencepiece.bpe.model", "vocab.txt", "vocab.json", "merges.txt")
 
 
-def tokenizer_checksum(folder: Path) -> str | None:
-    """sha256 over the vocabulary files: the hf backend's recipe, so manifests agree."""
-    files = sorted(p for p in folder.iterdir() if p.name in TOKENIZER_FILES)
-    if not files:
-        return None
-    digest = hashlib.sha256(b"unified-prompt tokenizer checksum v1\n")
-    for file in files:
-        digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
