@@ -66,9 +66,12 @@ class LazyGroup(click.Group):
             return _unavailable(name, exc)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, (self.commands[name].get_short_help_str(60) if name in self.commands
-                        else f"(from {ep.dist.name if ep.dist else 'a plugin'})"))
-                for name, ep in [(n, self._plugins().get(n)) for n in self.list_commands(ctx)]]
+        """Plugin commands show their own short help: their modules import only click (the
+        framework loads inside the command), so loading them here stays cheap."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            rows.append((name, cmd.get_short_help_str(60) if cmd is not None else ""))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
