@@ -108,16 +108,29 @@ def test_proposer_without_generation_is_refused(spec, extra_backends, monkeypatc
                    options={"proposer": {"backend": "nograd"}})
 
 
+@pytest.mark.parametrize("strategy", sorted(FAST))
 @pytest.mark.parametrize("name", ["hf", "paddle"])
-def test_local_backends_without_token_gradients_say_why(spec, name):
+def test_every_strategy_runs_unchanged_on_the_local_backends(spec, tmp_path, name, strategy):
+    """The same search, only --backend switched, on a tiny random Llama: within budget, a
+    best spec that validates; where a primitive is missing, a refusal that names it."""
     if name not in available():
         pytest.skip(f"backend {name!r} not installed")
     from unified_prompt.registry import backend_class
+    from unified_prompt.testing.tiny import tiny_model
 
-    if backend_class(name).capabilities.token_gradients:
-        pytest.skip(f"backend {name!r} now declares token gradients")
-    with pytest.raises(CapabilityError, match=f"backend '{name}' does not provide"):
-        run_search(spec, strategy="gradient", budget=400, backend=name)
+    spec["backend"] = {"name": name, "model": str(tiny_model("llama"))}
+    caps = backend_class(name).capabilities
+    needs = {"gradient": caps.token_gradients, "verbalizer": caps.top_tokens}
+    if not needs.get(strategy, True):
+        with pytest.raises(CapabilityError, match=f"backend '{name}' does not provide"):
+            run_search(spec, strategy=strategy, budget=200, options=FAST[strategy])
+        return
+    result = run_search(spec, strategy=strategy, budget=200, out=tmp_path / "out",
+                        options=FAST[strategy])
+    assert result.backend == name and result.candidates >= 1
+    assert 0 < result.usage["search"]["calls"] <= 200
+    validate_spec_file(tmp_path / "out" / "best.yaml")
+    assert set(result.test["best"]) >= {"accuracy", "macro_f1"}
 
 
 def test_bad_input_is_a_user_error(spec):
