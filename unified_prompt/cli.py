@@ -212,8 +212,8 @@ def backends(as_json: bool) -> None:
         click.echo(f"  methods:  {', '.join(caps['methods']) or '-'}"
                    + (f"; hosted: {', '.join(caps['hosted_finetune'])}"
                       if caps["hosted_finetune"] else ""))
-        prims = [k for k in ("score", "generate", "adapters", "top_tokens", "token_gradients")
-                 if caps[k]]
+        prims = [k for k in ("score", "generate", "adapters", "top_tokens", "token_gradients",
+                             "raw_text") if caps[k]]
         click.echo(f"  can:      {', '.join(prims)}")
         if caps["score"] and not caps["exact_multi_token"]:
             click.echo(f"  scoring:  first token only, top-{caps['top_logprobs_limit']} bounded")
