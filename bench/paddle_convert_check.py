@@ -19,36 +19,16 @@ import warnings
 from pathlib import Path
 
 
-def unredacted(data: object) -> object:
-    """config.yaml with the core's "<redacted>" placeholders dropped (it redacts every key
-    containing "token", num_virtual_tokens and max_new_tokens included)."""
-    if isinstance(data, dict):
-        return {k: unredacted(v) for k, v in data.items() if v != "<redacted>"}
-    return data
+def evaluate(backend_name: str, adapter: Path, spec_data: dict, limit: int | None) -> list[dict]:
+    """The run's spec evaluated with `adapter` on `backend_name` through `eval.adapter` (the
+    runner adopts the adapter's method settings, so soft tokens shape the prompt as trained)."""
+    from unified_prompt.runner import Experiment
 
-
-def evaluate(backend_name: str, adapter: Path, manifest: dict, spec_data: dict, limit: int | None
-             ) -> list[dict]:
-    from unified_prompt.config import build_spec
-    from unified_prompt.data.resolve import load_splits
-    from unified_prompt.prompts.builder import PromptBuilder
-    from unified_prompt.registry import create_backend
-    from unified_prompt.runner import Evaluator
-
-    data = dict(spec_data)
-    data["backend"] = {"name": backend_name, "model": manifest["base_model"]["name"]}
-    data["prompt"] = {**data["prompt"], "template": manifest["template"],
-                      "verbalizer": manifest["verbalizer"]}
-    data["finetune"] = {k: v for k, v in manifest["method_config"].items() if v is not None}
-    spec = build_spec(data)
-    splits = load_splits(spec.data, spec.task, spec.seed)
-    examples = splits.get(spec.eval.split)[: limit or None]
-    builder = PromptBuilder(spec, splits.train)
-    options = {"device": "cpu"} if backend_name == "hf" else {}
-    backend = create_backend(backend_name, options)
-    model = backend.load_adapter(backend.load_model(spec.backend.model), adapter)
-    _, rows = Evaluator(backend, builder, spec, progress=False).classify(model, examples)
-    return rows
+    data = {**spec_data, "finetune": {"method": "none"},
+            "backend": {"name": backend_name, "model": spec_data["backend"]["model"],
+                        "options": {"hf": {"device": "cpu"}} if backend_name == "hf" else {}},
+            "eval": {**spec_data["eval"], "adapter": str(adapter), "limit": limit}}
+    return Experiment.from_dict(data).run(progress=False).predictions
 
 
 def compare(name: str, reference: list[dict], rows: list[dict]) -> None:
@@ -71,9 +51,11 @@ def main() -> None:
     import yaml
     from unified_prompt_paddle.convert import convert_adapter
 
+    from unified_prompt.artifacts import drop_redacted
+
     run = args.run
     manifest = json.loads((run / "adapter" / "manifest.json").read_text())
-    spec_data = unredacted(yaml.safe_load((run / "config.yaml").read_text()))
+    spec_data = drop_redacted(yaml.safe_load((run / "config.yaml").read_text()))
     source = manifest["backend"]
     target = "paddle" if source == "hf" else "hf"
     reference = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x]
@@ -88,11 +70,11 @@ def main() -> None:
     print(f"converted {source} -> {target} -> {source} in {time.perf_counter() - t0:.1f}s")
     t0 = time.perf_counter()
     compare(f"{target} (converted)", reference,
-            evaluate(target, there, manifest, spec_data, args.limit))
+            evaluate(target, there, spec_data, args.limit))
     print(f"  ({time.perf_counter() - t0:.0f}s)")
     t0 = time.perf_counter()
     compare(f"{source} (converted back)", reference,
-            evaluate(source, back, manifest, spec_data, args.limit))
+            evaluate(source, back, spec_data, args.limit))
     print(f"  ({time.perf_counter() - t0:.0f}s)")
 
 

@@ -24,12 +24,12 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from unified_prompt_paddle.forward import head, run
+    from unified_prompt_paddle.forward import head, make_batch, run
     from unified_prompt_paddle.runtime import paddle
 
     from unified_prompt.config import load_spec
     from unified_prompt.data.resolve import load_splits
-    from unified_prompt.encoding import encode_causal, encode_continuation
+    from unified_prompt.encoding import Encoded, encode_causal, encode_continuation
     from unified_prompt.prompts.builder import PromptBuilder
     from unified_prompt.registry import create_backend
 
@@ -53,19 +53,14 @@ def main() -> None:
     print(f"token ids identical for {same}/{len(prompts)} test prompts "
           f"({time.perf_counter() - t0:.1f}s)")
 
-    batch = [tok.encode_text(p.prefix_text()) for p in prompts[:8]]
-    width = max(len(r) for r in batch)
-    ids = np.full((len(batch), width), tok.special.pad, np.int64)
-    mask = np.zeros_like(ids)
-    for i, r in enumerate(batch):
-        ids[i, :len(r)] = r
-        mask[i, :len(r)] = 1
+    batch = make_batch([Encoded(tuple(tok.encode_text(p.prefix_text()))) for p in prompts[:8]],
+                       tok.special.pad)
+    ids, mask = batch.ids, batch.mask
     with torch.no_grad():
         theirs = mh.module(input_ids=torch.tensor(ids),
                            attention_mask=torch.tensor(mask)).logits.numpy()
     with paddle().no_grad():
-        hidden, _ = run(mp, ids, mask, np.tile(np.arange(width), (len(batch), 1)))
-        ours_logits = head(mp, hidden).numpy()
+        ours_logits = head(mp, run(mp, ids, mask, batch.positions)[0]).numpy()
     diff = np.abs(ours_logits - theirs)[mask.astype(bool)].max()
     print(f"logits: max |diff| = {diff:.2e} over {int(mask.sum())} positions x "
           f"{theirs.shape[-1]} vocab (scale {np.abs(theirs).max():.1f})")

@@ -217,6 +217,12 @@ def test_eval_adapter_reproduces_the_trained_runs_predictions(tmp_path, toy_spec
     assert proc.returncode == 0, proc.stderr
     rows = lambda d: [json.loads(x) for x in (d / "predictions.jsonl").read_text().splitlines()]  # noqa: E731
     assert [r["scores"] for r in rows(reused)] == [r["scores"] for r in rows(trained)]
+    from unified_prompt.runner import Predictor
+    from unified_prompt.testing.conformance import synthetic_examples
+
+    with Predictor.from_run(reused) as predictor:  # the run's eval.adapter, not the bare model
+        got = predictor.predict([e.text for e in synthetic_examples()])
+    assert [g["scores"] for g in got] == [r["scores"] for r in rows(reused)]
     metrics = json.loads((reused / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["train_seconds"] == 0.0
     assert metrics["trainable_params"] == json.loads((trained / "metrics.json").read_text())[

@@ -51,6 +51,14 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
                                     for r in rows))
 
 
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """One flushed line at the end of a log (events.jsonl, search.jsonl): a killed process
+    leaves every line before the one it was writing."""
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        fh.flush()
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
@@ -89,6 +97,32 @@ def redact_secrets(data: Any) -> Any:
     if isinstance(data, list):
         return [redact_secrets(v) for v in data]
     return data
+
+
+def drop_redacted(data: Any) -> Any:
+    """A stored config without its redacted secrets, so the environment supplies them."""
+    if isinstance(data, dict):
+        return {k: drop_redacted(v) for k, v in data.items() if v != REDACTED}
+    if isinstance(data, list):
+        return [drop_redacted(v) for v in data]
+    return data
+
+
+def spec_data(spec: Any) -> dict[str, Any]:
+    """An ExperimentSpec as the data a run or search writes (config.yaml, best.yaml), with
+    secrets redacted where a spec holds them: its backend options. The other mappings
+    (verbalizer labels, label_map, fields) are the user's data, kept whatever their names,
+    so the file runs as it is."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["backend"]["options"] = redact_secrets(data["backend"].get("options", {}))
+    return data
+
+
+def spec_yaml(spec: Any) -> str:
+    """`spec_data` as YAML, the text of a config.yaml."""
+    import yaml
+
+    return yaml.safe_dump(spec_data(spec), sort_keys=False, allow_unicode=True, width=100)
 
 
 class RunDir:
@@ -153,11 +187,7 @@ class RunDir:
             atomic_write_text(path, keep.decode("utf-8"))
 
     def log_event(self, kind: str, **data: Any) -> None:
-        line = json.dumps({"time": round(time.time(), 3), "type": kind, **data},
-                          ensure_ascii=False, default=str)
-        with self.file(self.EVENTS).open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
+        append_jsonl(self.file(self.EVENTS), {"time": round(time.time(), 3), "type": kind, **data})
 
     def events(self) -> list[dict[str, Any]]:
         path = self.file(self.EVENTS)

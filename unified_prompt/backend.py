@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -237,6 +237,23 @@ class TrainSession(ABC):
         """Release memory held by the session."""
 
 
+_Options = TypeVar("_Options", bound=BaseModel)
+
+
+def validate_options(model: type[_Options], raw: dict[str, Any], *, where: str, title: str,
+                     unknown: str = "unknown key") -> _Options:
+    """`raw` validated by an options model, or a ConfigError naming each bad key as
+    `where.key` (backend options, search strategy options)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = [(".".join([where, *map(str, err["loc"])]),
+                     unknown if err["type"] == "extra_forbidden" else err["msg"])
+                    for err in exc.errors()]
+        text = "\n  ".join(f"{k}: {m}" for k, m in problems)
+        raise ConfigError(f"{title}\n  {text}", problems=problems) from None
+
+
 class BackendOptions(BaseModel):
     """Base for each backend's options model: unknown keys are errors."""
 
@@ -257,17 +274,8 @@ class Backend(ABC):
 
     @classmethod
     def parse_options(cls, raw: dict[str, Any]) -> BackendOptions:
-        try:
-            return cls.Options.model_validate(raw)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                key = ".".join(["backend", "options", cls.name, *map(str, err["loc"])])
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append((key, msg))
-            text = "\n  ".join(f"{k}: {m}" for k, m in problems)
-            raise ConfigError(f"invalid options for backend {cls.name!r}\n  {text}",
-                              problems=problems) from None
+        return validate_options(cls.Options, raw, where=f"backend.options.{cls.name}",
+                                title=f"invalid options for backend {cls.name!r}")
 
     # -- models ----------------------------------------------------------------------
     @abstractmethod

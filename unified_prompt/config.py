@@ -476,10 +476,18 @@ def load_spec(path: str | Path, *, overrides: list[str] | None = None,
     """Read a YAML spec, apply `--set` overrides and a `--backend` switch, validate."""
     path = Path(path)
     data, text = _read_yaml(path)
+    return spec_from_data(data, overrides=overrides, backend=backend, source=str(path),
+                          text=text, base_dir=path.parent)
+
+
+def spec_from_data(data: dict[str, Any], *, overrides: list[str] | None = None,
+                   backend: str | None = None, source: str | None = None,
+                   text: str | None = None, base_dir: Path | None = None) -> ExperimentSpec:
+    """Spec data (changed in place) with `--set` overrides and a `--backend` switch, validated."""
     apply_overrides(data, list(overrides or []))
     if backend:
         data.setdefault("backend", {})
         if not isinstance(data["backend"], dict):
-            raise ConfigError(f"{path}: backend must be a mapping", source=str(path))
+            raise ConfigError(f"{source or 'spec'}: backend must be a mapping", source=source)
         data["backend"]["name"] = backend
-    return build_spec(data, source=str(path), text=text, base_dir=path.parent)
+    return build_spec(data, source=source, text=text, base_dir=base_dir)

@@ -24,8 +24,9 @@ from unified_prompt.artifacts import (
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
+    drop_redacted,
     read_json,
-    redact_secrets,
+    spec_yaml,
 )
 from unified_prompt.backend import Backend, GenerationParams, TrainSetup, WorkPlan
 from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, load_spec
@@ -36,9 +37,9 @@ from unified_prompt.jobs import JobCancelledError, JobEvent, LocalJob
 from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
 from unified_prompt.progress import bar
 from unified_prompt.prompts.builder import PromptBuilder
-from unified_prompt.prompts.calibration import calibrate, label_prior
+from unified_prompt.prompts.calibration import calibrated
 from unified_prompt.prompts.segments import Rendered
-from unified_prompt.prompts.verbalizer import WordScores, log_softmax
+from unified_prompt.prompts.verbalizer import WordScores
 from unified_prompt.registry import create_backend
 
 
@@ -88,6 +89,10 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+#: Tokens generated per prompt to read a label from when a backend cannot score.
+LABEL_TOKENS = 16
+
+
 class Evaluator:
     """Scores or generates for a list of examples with one backend and model."""
 
@@ -114,7 +119,7 @@ class Evaluator:
         verbalizer = self.builder.verbalizer
         assert verbalizer is not None
         if not self.backend.capabilities.score:
-            texts = self.generate(model, prompts, desc, max_new_tokens=16)
+            texts = self.generate(model, prompts, desc, max_new_tokens=LABEL_TOKENS)
             out = np.full((len(prompts), len(verbalizer.labels)), -1e9)
             for i, text in enumerate(texts):
                 label = verbalizer.parse(text)
@@ -123,6 +128,15 @@ class Evaluator:
             return out
         scores = self.word_scores(model, prompts, desc)
         return verbalizer.label_scores(scores, self.spec.prompt.word_score)
+
+    def label_logprobs(self, model: Any, examples: Sequence[Example], desc: str = "score"):
+        """(n, labels) label log-probabilities for `examples`, calibrated as the spec says
+        (the batch prior comes from these examples: pass many at once)."""
+        scores = self.label_scores(model, self.builder.render(examples), desc)
+        method = self.spec.prompt.calibration.method
+        ref = (self.label_scores(model, self.builder.content_free(), "calibrate")
+               if method == "contextual" else None)
+        return calibrated(scores, method, ref)
 
     def generate(self, model: Any, prompts: Sequence[Rendered], desc: str,
                  max_new_tokens: int | None = None) -> list[str]:
@@ -140,16 +154,7 @@ class Evaluator:
 
         verbalizer = self.builder.verbalizer
         assert verbalizer is not None
-        prompts = self.builder.render(examples)
-        scores = self.label_scores(model, prompts, desc)
-        method = self.spec.prompt.calibration.method
-        if method == "contextual":
-            ref = self.label_scores(model, self.builder.content_free(), "calibrate")
-            scores = calibrate(scores, label_prior(ref))
-        elif method == "batch":
-            scores = calibrate(scores, label_prior(scores))
-        else:
-            scores = log_softmax(scores)
+        scores = self.label_logprobs(model, examples, desc)
         pred_idx = np.argmax(scores, axis=1)
         preds = [verbalizer.labels[i] for i in pred_idx]
         gold = [ex.label or "" for ex in examples]
@@ -230,10 +235,7 @@ class _Run:
             self.run.log_event(kind, **data)
 
     def config_yaml(self) -> str:
-        import yaml
-
-        data = redact_secrets(self.spec.model_dump(mode="json", exclude_none=True))
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+        return spec_yaml(self.spec)
 
     def execute(self, dry_run: bool) -> RunResult:
         spec = self.spec
@@ -555,17 +557,6 @@ def render_report(result: RunResult, spec: ExperimentSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _drop_redacted(data: Any) -> Any:
-    """A stored config without its redacted secrets, so the environment supplies them."""
-    from unified_prompt.artifacts import REDACTED
-
-    if isinstance(data, dict):
-        return {k: _drop_redacted(v) for k, v in data.items() if v != REDACTED}
-    if isinstance(data, list):
-        return [_drop_redacted(v) for v in data]
-    return data
-
-
 class Predictor:
     """Predictions for new inputs from a finished run (its spec and adapter), for app code.
 
@@ -583,6 +574,11 @@ class Predictor:
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec, *, adapter: str | Path | None = None) -> Predictor:
+        """The spec's model with `adapter`, else with the spec's eval.adapter (as `run`
+        evaluates it: finetune.method none adopts the adapter's method settings)."""
+        if adapter is None and spec.eval.adapter:
+            spec, _ = spec_for_adapter(spec)
+            adapter = spec.eval.adapter
         pool: list[Example] = []
         if spec.prompt.demonstrations.k:
             pool = load_splits(spec.data, spec.task, spec.seed).train
@@ -599,7 +595,7 @@ class Predictor:
 
         run = RunDir(run_dir)
         data = yaml.safe_load(run.file(RunDir.CONFIG).read_text(encoding="utf-8"))
-        spec = build_spec(_drop_redacted(data))
+        spec = build_spec(drop_redacted(data))
         adapter = run.file(RunDir.ADAPTER)
         state = run.read_state()
         if state.get("fine_tuned_model"):
@@ -620,16 +616,7 @@ class Predictor:
         assert verbalizer is not None
         import numpy as np
 
-        scores = self.evaluator.label_scores(self.model, self.builder.render(examples))
-        method = self.spec.prompt.calibration.method
-        if method == "contextual":
-            ref = self.evaluator.label_scores(self.model, self.builder.content_free())
-            scores = calibrate(scores, label_prior(ref))
-        elif method == "batch":  # the prior comes from these inputs: pass many at once
-            scores = calibrate(scores, label_prior(scores))
-        else:
-            scores = log_softmax(scores)
-        probs = np.exp(scores)
+        probs = np.exp(self.evaluator.label_logprobs(self.model, examples, "predict"))
         return [{"label": verbalizer.labels[int(np.argmax(row))],
                  "scores": {lab: round(float(p), 6) for lab, p in zip(verbalizer.labels, row,
                                                                        strict=True)}}

@@ -147,3 +147,21 @@ def test_serve_rejects_bad_arguments_with_exit_2():
                           "fake", "--model", "fake", "--faults", "429,teapot"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "unknown kinds ['teapot']" in out.stderr
+
+
+def test_dry_run_training_estimate_follows_the_spec_epochs():
+    from unified_prompt_openai.client.estimate import estimate
+    from unified_prompt_openai.options import OpenAIOptions
+
+    from unified_prompt.backend import WorkPlan
+
+    options = OpenAIOptions(base_url="http://127.0.0.1:1/v1")
+    table = PriceTable()
+
+    def tokens(epochs):
+        plan = WorkPlan(model="gpt-4o-mini", train_examples=10, train_chars=4000,
+                        hosted_training=True, hosted_epochs=epochs)
+        return estimate(options, table, plan)["training_tokens"]
+
+    assert tokens(5) == 5 * tokens(1)
+    assert tokens(None) == 3 * tokens(1), "n_epochs auto: the hosted API's usual 3"

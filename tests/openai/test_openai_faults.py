@@ -196,3 +196,18 @@ def test_usage_is_recorded_in_metrics(server, tmp_path):
     usage = metrics["usage"]
     assert usage["requests"] == 11 and usage["prompt_tokens"] > 0
     assert usage["unpriced_models"] == ["fake-tiny"]
+
+
+def test_a_batch_whose_input_cannot_be_read_fails_instead_of_hanging(server):
+    from openai import OpenAI
+
+    c = OpenAI(base_url=server.base_url, api_key=kit.API_KEY, max_retries=0)
+    bad = c.files.create(file=("b.jsonl", b"{not json\n", "application/jsonl"), purpose="batch")
+    batch = c.batches.create(input_file_id=bad.id, endpoint="/v1/completions",
+                             completion_window="24h")
+    deadline = time.monotonic() + 10
+    while batch.status not in ("completed", "failed"):
+        assert time.monotonic() < deadline, f"batch stuck in {batch.status!r}"
+        time.sleep(0.05)
+        batch = c.batches.retrieve(batch.id)
+    assert batch.status == "failed" and batch.failed_at

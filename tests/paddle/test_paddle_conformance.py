@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from unified_prompt_paddle.tiny import tiny_model
+
 from unified_prompt.testing.conformance import BackendConformance
-from unified_prompt.testing.tiny import tiny_model
 
 
 class TestPaddleLlama(BackendConformance):
@@ -27,9 +28,7 @@ class TestPaddleGPT2(BackendConformance):
 
     @classmethod
     def model_ref(cls) -> str:
-        from unified_prompt_paddle.tiny import tiny_model as paddle_tiny
-
-        return str(paddle_tiny("gpt2"))
+        return str(tiny_model("gpt2"))
 
 
 class TestPaddleErnie(BackendConformance):
@@ -37,6 +36,4 @@ class TestPaddleErnie(BackendConformance):
 
     @classmethod
     def model_ref(cls) -> str:
-        from unified_prompt_paddle.tiny import tiny_model as paddle_tiny
-
-        return str(paddle_tiny("ernie"))
+        return str(tiny_model("ernie"))

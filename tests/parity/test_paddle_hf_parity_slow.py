@@ -54,23 +54,21 @@ def test_test_split_tokenizes_identically(pair, prompts) -> None:
 
 def test_logits_agree_to_1e3(pair, prompts) -> None:
     import torch
-    from unified_prompt_paddle.forward import head, run
+    from unified_prompt_paddle.forward import head, make_batch, run
     from unified_prompt_paddle.runtime import paddle
+
+    from unified_prompt.encoding import Encoded
 
     _, _, mh, mp = pair
     tok = mp.tokenizer
-    rows = [tok.encode_text(p.prefix_text()) for p in prompts[0][:6]]
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), tok.special.pad, np.int64)
-    mask = np.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = r
-        mask[i, :len(r)] = 1
+    batch = make_batch([Encoded(tuple(tok.encode_text(p.prefix_text()))) for p in prompts[0][:6]],
+                       tok.special.pad)
+    ids, mask = batch.ids, batch.mask
     with torch.no_grad():
         theirs = mh.module(input_ids=torch.tensor(ids),
                            attention_mask=torch.tensor(mask)).logits.numpy()
     with paddle().no_grad():
-        ours = head(mp, run(mp, ids, mask, np.tile(np.arange(width), (len(rows), 1)))[0]).numpy()
+        ours = head(mp, run(mp, ids, mask, batch.positions)[0]).numpy()
     assert np.abs(ours - theirs)[mask.astype(bool)].max() <= 1e-3
 
 

@@ -12,7 +12,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from unified_prompt.backend import Backend, GenerationParams
+from unified_prompt.backend import GenerationParams
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.testing.conformance import BackendConformance, synthetic_examples
@@ -31,12 +31,6 @@ def tiny_model(kind: str):
     from unified_prompt_paddle.tiny import tiny_model as paddle_tiny
 
     return core_tiny(kind) if kind in ("llama", "bert") else paddle_tiny(kind)  # type: ignore
-
-
-def _require(backend: Backend, *names: str) -> None:
-    missing = [n for n in names if getattr(type(backend), n) is getattr(Backend, n)]
-    if missing:
-        pytest.skip(f"the {backend.name} backend does not implement {', '.join(missing)} yet")
 
 
 class Spec(BackendConformance):
@@ -62,7 +56,6 @@ def causal(request, backends):
 
 def test_text_logprobs_agree(backends, causal) -> None:
     hf, pd = backends
-    _require(hf, "text_logprobs")
     for a, b in zip(hf.text_logprobs(causal[0], TEXTS, top_k=3),
                     pd.text_logprobs(causal[1], TEXTS, top_k=3), strict=True):
         assert [(t.token, t.offset, t.id) for t in a] == [(t.token, t.offset, t.id) for t in b]
@@ -75,7 +68,6 @@ def test_text_logprobs_agree(backends, causal) -> None:
 
 def test_generate_text_agrees(backends, causal) -> None:
     hf, pd = backends
-    _require(hf, "generate_text")
     texts = ["Review: a fine film\nSentiment:", "Hello", ""]
     params = GenerationParams(max_new_tokens=5, stop=("atch",))
     for a, b in zip(hf.generate_text(causal[0], texts, params, top_k=2),
@@ -90,7 +82,6 @@ def test_generate_text_agrees(backends, causal) -> None:
 
 def test_chat_prompts_agree(backends, causal) -> None:
     hf, pd = backends
-    _require(hf, "render_chat")
     messages = [{"role": "system", "content": "Answer in one word."},
                 {"role": "user", "content": "Is this positive? a fine film"}]
     assert hf.render_chat(causal[0], messages) == pd.render_chat(causal[1], messages)
@@ -99,7 +90,6 @@ def test_chat_prompts_agree(backends, causal) -> None:
 @pytest.mark.parametrize("kind", ["llama", "bert"])
 def test_token_gradients_agree(backends, kind: str) -> None:
     hf, pd = backends
-    _require(hf, "vocabulary", "tokenize", "token_gradients")
     ref = str(tiny_model(kind))
     a, b = hf.load_model(ref), pd.load_model(ref)
     assert hf.vocabulary(a) == pd.vocabulary(b)

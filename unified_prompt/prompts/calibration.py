@@ -28,3 +28,16 @@ def calibrate(label_scores: np.ndarray, prior: np.ndarray) -> np.ndarray:
     import numpy as np
 
     return log_softmax(log_softmax(np.asarray(label_scores, dtype=np.float64)) - prior)
+
+
+def calibrated(label_scores: np.ndarray, method: str,
+               reference: np.ndarray | None = None) -> np.ndarray:
+    """Label log-probabilities under prompt.calibration.method: `contextual` divides by the
+    prior on `reference` (the content-free inputs' label scores), `batch` by the prior over
+    `label_scores` themselves, anything else (or contextual without a reference) only
+    normalises."""
+    if method == "contextual" and reference is not None:
+        return calibrate(label_scores, label_prior(reference))
+    if method == "batch":
+        return calibrate(label_scores, label_prior(label_scores))
+    return log_softmax(label_scores)

@@ -118,9 +118,6 @@ class Meter:
                 and (b.tokens is None or after.tokens <= b.tokens)
                 and (b.cost_usd is None or after.cost_usd <= b.cost_usd + 1e-12))
 
-    def remaining_calls(self) -> int:
-        return self.budget.calls - self.search.calls
-
     def charge(self, spend: Spend, phase: str = "search") -> None:
         """Record `spend` before the work is sent; refuse search work that would not fit."""
         if phase == "search" and not self.fits(spend):

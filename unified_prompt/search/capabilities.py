@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def missing_primitives(backend: Backend, needs: tuple[str, ...]) -> list[str]:
     caps = backend.capabilities
-    return [p for p in needs if not getattr(caps, PRIMITIVES[p][0])]
+    return [p for p in needs if not getattr(caps, p)]
 
 
 def strategies_for(backend: Backend) -> list[str]:
@@ -28,10 +28,10 @@ def require(strategy: str, needs: tuple[str, ...], backend: Backend, role: str =
     missing = missing_primitives(backend, needs)
     if not missing:
         return
-    what = " and ".join(PRIMITIVES[p][1] for p in missing)
+    what = " and ".join(PRIMITIVES[p] for p in missing)
     others = [s for s in strategies_for(backend) if s != strategy] if role == "target" else []
     hint = (f"; strategies that run on {backend.name!r}: {', '.join(others)}" if others else "")
     raise CapabilityError(
         f"search strategy {strategy!r} needs {what} on its {role} backend, which backend "
-        f"{backend.name!r} does not provide (Capabilities.{PRIMITIVES[missing[0]][0]} is "
+        f"{backend.name!r} does not provide (Capabilities.{missing[0]} is "
         f"False){hint}")

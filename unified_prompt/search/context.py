@@ -37,7 +37,6 @@ class SearchContext:
     journal: Journal
     rng: np.random.Generator
     seed: int
-    progress: bool | None = None
     select_by: SelectBy = "margin"
     best: Candidate | None = None
     best_score: Score | None = None

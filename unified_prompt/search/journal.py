@@ -8,12 +8,11 @@ every candidate it paid for. Rows carry no clock times, so the same seed writes 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from unified_prompt.artifacts import atomic_write_json, atomic_write_text
+from unified_prompt.artifacts import append_jsonl, atomic_write_json, atomic_write_text
 from unified_prompt.errors import RunDirectoryError
 
 
@@ -44,9 +43,7 @@ class SearchDir:
         atomic_write_text(self.file(self.CONFIG), config_yaml)
 
     def append(self, row: dict[str, Any]) -> None:
-        with self.file(self.CANDIDATES).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-            fh.flush()
+        append_jsonl(self.file(self.CANDIDATES), row)
 
     def finish(self, best_yaml: str, report: str, result: dict[str, Any]) -> None:
         atomic_write_text(self.file(self.BEST), best_yaml)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from unified_prompt.prompts.builder import PromptBuilder
-from unified_prompt.prompts.calibration import calibrate, label_prior
-from unified_prompt.prompts.verbalizer import Verbalizer, WordScores, log_softmax
-from unified_prompt.runner import Evaluator
+from unified_prompt.prompts.calibration import calibrated
+from unified_prompt.prompts.verbalizer import Verbalizer, WordScores
+from unified_prompt.runner import LABEL_TOKENS, Evaluator
 from unified_prompt.search.budget import Meter, Pricer
 from unified_prompt.search.candidate import Candidate
 
@@ -94,7 +94,7 @@ class Objective:
         if self.backend.capabilities.score:
             self.meter.charge(self.pricer.score(prompts, len(builder.verbalizer.flat_words)))
         else:
-            self.meter.charge(self.pricer.generate(prompts, 16))
+            self.meter.charge(self.pricer.generate(prompts, LABEL_TOKENS))
         evaluator = Evaluator(self.backend, builder, spec, progress=False)
         return evaluator.label_scores(self.model, prompts, "search")
 
@@ -107,12 +107,8 @@ class Objective:
     def _calibrated(self, spec: ExperimentSpec, builder: PromptBuilder,
                     scores: np.ndarray) -> np.ndarray:
         method = spec.prompt.calibration.method
-        if method == "contextual":
-            ref = self._raw(spec, builder, builder.content_free())
-            return calibrate(scores, label_prior(ref))
-        if method == "batch":
-            return calibrate(scores, label_prior(scores))
-        return log_softmax(scores)
+        ref = self._raw(spec, builder, builder.content_free()) if method == "contextual" else None
+        return calibrated(scores, method, ref)
 
     def score(self, cand: Candidate, examples: Sequence[Example]) -> Score:
         """A fresh (uncached) score on any examples: minibatches, rewards."""
@@ -161,12 +157,8 @@ class Objective:
                               s.exact)
 
         scores = verbalizer.label_scores(pick(ws), spec.prompt.word_score)
-        if method == "contextual" and ref is not None:
-            lp = calibrate(scores, label_prior(verbalizer.label_scores(pick(ref),
-                                                                       spec.prompt.word_score)))
-        elif method == "batch":
-            lp = calibrate(scores, label_prior(scores))
-        else:
-            lp = log_softmax(scores)
+        ref_scores = (verbalizer.label_scores(pick(ref), spec.prompt.word_score)
+                      if method == "contextual" and ref is not None else None)
+        lp = calibrated(scores, method, ref_scores)
         gold = [verbalizer.label_index(ex.label or "") for ex in examples]
         return score_from(lp, gold)

@@ -8,19 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from unified_prompt.artifacts import spec_data
+
 if TYPE_CHECKING:
     from unified_prompt.config import ExperimentSpec
     from unified_prompt.search.candidate import Candidate
-
-
-def spec_data(spec: ExperimentSpec) -> dict[str, Any]:
-    """The spec as data with secrets in backend options redacted (only there: a key such as
-    eval.max_new_tokens must survive, or the spec would not run as it is)."""
-    from unified_prompt.artifacts import redact_secrets
-
-    data = spec.model_dump(mode="json", exclude_none=True)
-    data["backend"]["options"] = redact_secrets(data["backend"].get("options", {}))
-    return data
 
 
 @dataclass
@@ -123,7 +115,7 @@ def render_plan(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def best_yaml(result: SearchResult, base: ExperimentSpec) -> str:
+def best_yaml(result: SearchResult) -> str:
     assert result.best_spec is not None
     data = spec_data(result.best_spec)
     t = result.test
@@ -137,7 +129,7 @@ def best_yaml(result: SearchResult, base: ExperimentSpec) -> str:
                                                    width=100)
 
 
-def render_report(result: SearchResult, base: ExperimentSpec) -> str:
+def render_report(result: SearchResult) -> str:
     t, d = result.test, result.dev
     lines = [f"# Search report: {result.strategy}", "", "| | |", "|---|---|",
              f"| backend / model | {result.backend} / {result.model} |",

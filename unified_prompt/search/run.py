@@ -10,13 +10,15 @@ and last evaluate the original and the best prompt on the test split, once each.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from unified_prompt.artifacts import spec_yaml
 from unified_prompt.backend import Backend
-from unified_prompt.config import ExperimentSpec, build_spec, load_spec
+from unified_prompt.config import ExperimentSpec, load_spec, spec_from_data
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import BudgetExceededError, DataError, UserInputError
 from unified_prompt.progress import bar
@@ -29,7 +31,7 @@ from unified_prompt.search.capabilities import require
 from unified_prompt.search.context import SearchContext
 from unified_prompt.search.journal import Journal, SearchDir
 from unified_prompt.search.objective import Objective
-from unified_prompt.search.report import SearchResult, best_yaml, render_report, spec_data
+from unified_prompt.search.report import SearchResult, best_yaml, render_report
 from unified_prompt.search.strategies import strategy_class
 from unified_prompt.search.strategies.base import PlanInput, Strategy
 
@@ -38,17 +40,9 @@ def _resolve(spec: ExperimentSpec | str | Path | Mapping[str, Any], backend: str
              overrides: list[str] | None) -> ExperimentSpec:
     if isinstance(spec, (str, Path)):
         return load_spec(spec, overrides=overrides, backend=backend)
-    if isinstance(spec, ExperimentSpec):
-        data = spec.model_dump(mode="json", exclude_none=True)
-    else:
-        data = dict(spec)
-    if overrides:
-        from unified_prompt.config import apply_overrides
-
-        apply_overrides(data, list(overrides))
-    if backend:
-        data.setdefault("backend", {})["name"] = backend
-    return build_spec(data)
+    data = (spec.model_dump(mode="json", exclude_none=True) if isinstance(spec, ExperimentSpec)
+            else copy.deepcopy(dict(spec)))  # the caller's mapping stays as it was
+    return spec_from_data(data, overrides=overrides, backend=backend)
 
 
 def _check_spec(spec: ExperimentSpec) -> None:
@@ -175,10 +169,7 @@ class _Search:
         started = time.perf_counter()
         backend.set_budget(spec.budget)
         if self.out is not None:
-            import yaml
-
-            config = spec_data(spec)
-            self.out.open(yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100))
+            self.out.open(spec_yaml(spec))
         try:
             model = backend.load_model(spec.backend.model)
             with bar(self.budget.calls, f"search {self.strategy.name}", self.progress,
@@ -189,7 +180,7 @@ class _Search:
                     spec=spec, strategy=self.strategy.name, train=list(splits.train),
                     dev=self.dev_examples(splits), backend=backend, model=model, meter=meter,
                     objective=objective, journal=Journal(self.out), seed=self.seed,
-                    rng=np.random.default_rng(self.seed), progress=self.progress,
+                    rng=np.random.default_rng(self.seed),
                     select_by=self.strategy.options.select_by)
                 original = Candidate.from_spec(spec)
                 ctx.original = original
@@ -219,7 +210,7 @@ class _Search:
                 out=self.out.path if self.out else None, rows=ctx.journal.rows,
                 extras=ctx.extras, plan=None)
             if self.out is not None:
-                self.out.finish(best_yaml(result, spec), render_report(result, spec),
+                self.out.finish(best_yaml(result), render_report(result),
                                 result.to_dict())
             return result
         except BaseException:

@@ -38,6 +38,7 @@ from unified_prompt.backend import (
     TrainSession,
     TrainSetup,
 )
+from unified_prompt.decoding import plain_chat
 from unified_prompt.encoding import SpecialIds, encode_causal, encode_continuation, soft_counts
 from unified_prompt.errors import CapabilityError, ModelNotFoundError, UserInputError
 from unified_prompt.prompts.segments import Rendered
@@ -273,7 +274,7 @@ class FakeBackend(Backend):
         return out
 
     def render_chat(self, model: FakeModel, messages: Sequence[dict[str, str]]) -> str:
-        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        return plain_chat(messages)
 
     # -- search primitives -----------------------------------------------------------
     def vocabulary(self, model: FakeModel) -> list[str]:

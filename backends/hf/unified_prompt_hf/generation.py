@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import torch
 
 from unified_prompt.backend import GenerationParams, Progress
+from unified_prompt.decoding import finish, length_order, mask_after
 from unified_prompt.encoding import Encoded
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt_hf.forward import check_soft, make_batch, run_continuation, run_prompt
 from unified_prompt_hf.handle import HFModel
-from unified_prompt_hf.scoring import length_order, prompt_budget, require_masks
+from unified_prompt_hf.scoring import prompt_budget, require_masks
 
 
 def stop_ids(handle: HFModel) -> set[int]:
@@ -36,19 +37,6 @@ def stop_ids(handle: HFModel) -> set[int]:
             if t is not None:
                 ids.add(int(t))
     return ids
-
-
-def finish(text: str, prompt: Rendered, stops: Sequence[str]) -> str:
-    """Cut at the earliest stop string; drop the whitespace that led into the mask."""
-    cut = len(text)
-    for s in stops:
-        if s and s in text:
-            cut = min(cut, text.index(s))
-    text = text[:cut]
-    lead = prompt.mask_lead()
-    if lead and text.startswith(lead):
-        text = text[len(lead):]
-    return text
 
 
 class Picker:
@@ -123,21 +111,6 @@ def _causal_batch(handle: HFModel, prompts: Sequence[Rendered], params: Generati
     encoded = [handle.codec.causal(p, prompt_budget(handle), reserve=params.max_new_tokens)
                for p in prompts]
     return causal_steps(handle, encoded, params, picker, enders).ids
-
-
-def splice(enc: Encoded, new: Sequence[int]) -> Encoded:
-    """`enc` with its block of masks replaced by `new` (soft positions after it shifted)."""
-    m0, n = enc.masks[0], len(enc.masks)
-    shift = len(new) - n
-    ids = enc.ids[:m0] + tuple(new) + enc.ids[m0 + n:]
-    soft = tuple((s, p if p < m0 else p + shift) for s, p in enc.soft)
-    return Encoded(ids, soft, ())
-
-
-def mask_after(enc: Encoded, written: Sequence[int], mask_id: int) -> Encoded:
-    """The input that asks for the next token: what is written so far, then one mask."""
-    spliced = splice(enc, [*written, mask_id])
-    return Encoded(spliced.ids, spliced.soft, (enc.masks[0] + len(written),))
 
 
 def _masked_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unified_prompt.backend import ModelInfo, ModelKind
+from unified_prompt.backend import ModelKind
 
 if TYPE_CHECKING:
     import torch
@@ -59,10 +59,6 @@ class HFModel:
     @property
     def causal(self) -> bool:
         return self.kind == ModelKind.CAUSAL
-
-    @property
-    def info(self) -> ModelInfo | None:
-        return self.shared.get("info")
 
     def trained_modules(self) -> list[torch.nn.Module]:
         out: list[torch.nn.Module] = [self.module]

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import torch
 
 from unified_prompt.backend import TrainItem, TrainSetup
+from unified_prompt.decoding import mask_after
 from unified_prompt.encoding import Encoded
 from unified_prompt.errors import UserInputError
 from unified_prompt_hf.forward import check_soft, make_batch, run_prompt
-from unified_prompt_hf.generation import mask_after
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.scoring import prompt_budget, require_masks, word_logprobs
 

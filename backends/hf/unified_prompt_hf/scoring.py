@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from unified_prompt.backend import Progress
+from unified_prompt.decoding import length_order
 from unified_prompt.encoding import Encoded
 from unified_prompt.errors import UserInputError
 from unified_prompt.prompts.segments import Rendered
@@ -152,11 +153,6 @@ def word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[
     if handle.causal:
         return causal_word_logprobs(handle, prompts, words, grad=grad, naive=naive)
     return masked_word_logprobs(handle, prompts, words, grad=grad)
-
-
-def length_order(prompts: Sequence[Rendered]) -> list[int]:
-    """Longest first, so each batch pads little (results do not depend on the order)."""
-    return sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text()))
 
 
 def score(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[str], *,

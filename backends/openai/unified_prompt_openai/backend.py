@@ -129,20 +129,19 @@ class OpenAIBackend(Backend):
         scoring = self.options.scoring
         api = self.options.api
         if scoring == "auto":
-            probe = self._probe_echo(ref)
-            # 400: a completions model that refuses echo with logprobs -> generate there;
-            # 404/405/501: no legacy completions for this model (a chat model).
-            scoring = {"echo": "echo", 400: "generate"}.get(probe, "chat_logprobs")
-            if api == "auto" and probe == 400:
+            scoring = self._probe_echo(ref)
+            if api == "auto" and scoring == "generate":
                 api = "completions"
         if api == "auto":
             api = "completions" if scoring == "echo" else "chat"
         self.capabilities = MODE_CAPABILITIES[scoring]
         return HostedModel(ref, scoring, api, getattr(info, "owned_by", None))
 
-    def _probe_echo(self, model: str) -> str | int:
-        """One tiny echo request (cached): "echo" when the host returns prompt log-probs,
-        else the HTTP status that refused it."""
+    def _probe_echo(self, model: str) -> str:
+        """The scoring mode one tiny echo request (cached) finds: "echo" when the host
+        returns prompt log-probs; "generate" when it refuses echo with logprobs (400/422: a
+        completions model); "chat_logprobs" when it has no legacy completions for this model
+        (404/405/501: a chat model) or returns no prompt log-probs."""
         from unified_prompt_openai.client.scoring import echo_body
 
         body = echo_body(model, ["Hello world"])
@@ -153,14 +152,14 @@ class OpenAIBackend(Backend):
         except (UserInputError, BackendError) as exc:
             status = getattr(exc, "status", None)
             if status in (400, 422):
-                return 400
+                return "generate"
             if status in (404, 405, 501):
-                return 404
+                return "chat_logprobs"
             raise
         choices = data.get("choices") or []
         lp = (choices[0].get("logprobs") or {}) if choices else {}
         ok = bool(lp.get("text_offset")) and len(lp.get("token_logprobs") or []) >= 2
-        return "echo" if ok else 404
+        return "echo" if ok else "chat_logprobs"
 
     def model_info(self, model: HostedModel) -> ModelInfo:
         kind = ModelKind.CAUSAL if model.api == "completions" else ModelKind.CHAT
@@ -175,21 +174,16 @@ class OpenAIBackend(Backend):
 
         from unified_prompt.prompts.verbalizer import WordScores
         from unified_prompt_openai.client import scoring as sc
-        from unified_prompt_openai.client.prompts import (
-            chat_messages,
-            check_no_soft,
-            estimate_chat_tokens,
-            estimate_tokens,
-        )
+        from unified_prompt_openai.client.prompts import check_no_soft, estimate_tokens
 
         check_no_soft(prompts)
-        cpt = self.options.chars_per_token
         if model.scoring == "echo":
             texts = [sc.echo_texts(p, words) for p in prompts]
             size = self.options.echo_batch
             chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
             bodies = [sc.echo_body(model.id, [t for _, ts in chunk for t in ts])
                       for chunk in chunks]
+            cpt = self.options.chars_per_token
             est = [sum(estimate_tokens(x, cpt) for _, ts in chunk for x in ts)
                    for chunk in chunks]
             results = self._complete_all("completions", bodies, est, [0] * len(bodies),
@@ -205,10 +199,9 @@ class OpenAIBackend(Backend):
             return WordScores(np.array([p.logprob for p in parsed], dtype=np.float64),
                               np.array([p.n_tokens for p in parsed], dtype=np.int64), exact=True)
         if model.scoring == "chat_logprobs":
-            messages = [chat_messages(p, self.options.system_prompt) for p in prompts]
+            messages, est = self._chat_messages(prompts)
             bodies = [sc.logprob_body(model.id, m, self.options.top_logprobs, None)
                       for m in messages]
-            est = [estimate_chat_tokens(m, cpt) for m in messages]
             results = self._complete_all("chat", bodies, est, [1] * len(bodies),
                                          "scoring label words (chat logprobs)", progress)
             scorer = self._scorer(tuple(words))
@@ -240,19 +233,12 @@ class OpenAIBackend(Backend):
     def generate(self, model: HostedModel, prompts: Sequence[Rendered], params: GenerationParams,
                  *, batch_size: int = 16, progress: Progress | None = None) -> list[str]:
         from unified_prompt_openai.client import generation as gen
-        from unified_prompt_openai.client.prompts import (
-            chat_messages,
-            check_no_soft,
-            estimate_chat_tokens,
-            estimate_tokens,
-        )
+        from unified_prompt_openai.client.prompts import check_no_soft, estimate_tokens
 
         check_no_soft(prompts)
-        cpt = self.options.chars_per_token
         if model.api == "chat":
-            messages = [chat_messages(p, self.options.system_prompt) for p in prompts]
+            messages, est = self._chat_messages(prompts)
             bodies = [gen.chat_body(model.id, m, params) for m in messages]
-            est = [estimate_chat_tokens(m, cpt) for m in messages]
             results = self._complete_all("chat", bodies, est,
                                          [params.max_new_tokens] * len(bodies), "generating",
                                          progress)
@@ -260,28 +246,32 @@ class OpenAIBackend(Backend):
         else:
             prompts_text = [p.prefix_text() for p in prompts]
             bodies = [gen.completion_body(model.id, t, params) for t in prompts_text]
-            est = [estimate_tokens(t, cpt) for t in prompts_text]
+            est = [estimate_tokens(t, self.options.chars_per_token) for t in prompts_text]
             results = self._complete_all("completions", bodies, est,
                                          [params.max_new_tokens] * len(bodies), "generating",
                                          progress)
             texts = [gen.completion_text(d) for d in results]
         return [gen.cut_at_stop(t, params.stop) for t in texts]
 
+    def _chat_messages(self, prompts: Sequence[Rendered]) -> tuple[list[Any], list[int]]:
+        """Each prompt as chat messages, with its estimated prompt tokens."""
+        from unified_prompt_openai.client.prompts import chat_messages, estimate_chat_tokens
+
+        messages = [chat_messages(p, self.options.system_prompt) for p in prompts]
+        cpt = self.options.chars_per_token
+        return messages, [estimate_chat_tokens(m, cpt) for m in messages]
+
     def _complete_all(self, api: str, bodies: list[dict[str, Any]], est_prompt: list[int],
                       est_completion: list[int], what: str, progress: Progress | None,
                       weights: list[int] | None = None) -> list[dict[str, Any]]:
         """Every request concurrently (or as one batch); the budget is checked against the
         uncached part before anything is sent."""
-        from unified_prompt_openai.client.cache import cacheable, request_key
         from unified_prompt_openai.client.loop import gather_first_error
-        from unified_prompt_openai.client.transport import ENDPOINTS
 
         transport = self.transport
         transport.fatal = None  # a quota error halts one evaluation, not the instance
-        todo = list(range(len(bodies)))
-        if transport.cache is not None:
-            todo = [i for i in todo if not cacheable(bodies[i]) or transport.cache.get(
-                request_key(transport.host, ENDPOINTS[api], bodies[i])) is None]
+        todo = [i for i, body in enumerate(bodies)
+                if transport.cached(transport.cache_key(api, body)) is None]
         if todo:
             prices = self.accounting.prices
             model = str(bodies[0].get("model"))
@@ -316,17 +306,16 @@ class OpenAIBackend(Backend):
     def create_hosted_job(self, request: HostedJobRequest) -> str:
         self._poll_seconds = request.spec.poll_seconds
         if self._budget is not None and self._budget.max_cost_usd is not None:
-            self._check_training_budget(request)
+            self._check_training_budget(request, self._budget.max_cost_usd)
         return self.finetune.create(request)
 
-    def _check_training_budget(self, request: HostedJobRequest) -> None:
+    def _check_training_budget(self, request: HostedJobRequest, budget: float) -> None:
         from unified_prompt.errors import BudgetExceededError
         from unified_prompt_openai.client.estimate import training_estimate
 
         plan = training_estimate(self.options, self.accounting.prices, request.model,
                                  request.training_file.stat().st_size, request.spec.n_epochs)
-        budget = self._budget.max_cost_usd if self._budget else None
-        if budget is not None and plan["training_cost_usd"] > budget:
+        if plan["training_cost_usd"] > budget:
             raise BudgetExceededError(
                 f"budget.max_cost_usd={budget}: hosted training would cost about "
                 f"${plan['training_cost_usd']:.4f}; stopped before uploading")

@@ -7,7 +7,7 @@ read into and written from this, so conversion is read-one-write-the-other.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ class AdapterData:
     method: str
     config: dict[str, Any]
     state: State
-    manifest: dict[str, Any] | None = field(default=None)
 
 
 def infer_config(method: str, state: State, hints: dict[str, Any] | None = None
@@ -69,9 +68,7 @@ def infer_config(method: str, state: State, hints: dict[str, Any] | None = None
     raise UserInputError(f"unknown adapter method {method!r}")
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Sorted keys, as paddlenlp and PEFT write their configs (inside a folder being built,
+    so not atomic: unified_prompt.artifacts.atomic_write_json is for files on their own)."""
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

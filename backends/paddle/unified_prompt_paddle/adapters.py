@@ -15,6 +15,7 @@ from unified_prompt_paddle import paddle_format
 from unified_prompt_paddle.adapter_data import AdapterData
 from unified_prompt_paddle.convert import read_adapter
 from unified_prompt_paddle.handle import PaddleModel
+from unified_prompt_paddle.methods import module_for
 
 
 def save_adapter(model: PaddleModel, state: dict[str, np.ndarray], path: Path) -> None:
@@ -24,14 +25,10 @@ def save_adapter(model: PaddleModel, state: dict[str, np.ndarray], path: Path) -
 
 def apply(model: PaddleModel, data: AdapterData) -> PaddleModel:
     """`model` (a base handle) with the adapter's weights attached, in eval mode."""
-    from unified_prompt_paddle.methods import full, lora, prefix, soft
-
-    builders = {"prompt_tuning": soft.from_state, "p_tuning": soft.from_state,
-                "prefix_tuning": prefix.from_state, "lora": lora.from_state,
-                "full": full.from_state}
-    if data.method not in builders:
+    module = module_for(data.method)
+    if module is None:
         raise UserInputError(f"unknown adapter method {data.method!r}")
-    handle = builders[data.method](model, data.config, data.state)
+    handle = module.from_state(model, data.config, data.state)
     handle.train(False)
     return handle
 

@@ -8,7 +8,9 @@ transposed; embeddings, tied output heads and GPT-2's Conv1D weights are not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,6 @@ class Architecture:
     config_class: str
     base: str  # attribute of the paddle model holding the transformer body
     lora_defaults: tuple[str, ...]  # Hugging Face module names (PEFT's defaults)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     # -- configs -----------------------------------------------------------------
     def paddle_config(self, hf: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +230,11 @@ def normalized(hf: dict[str, Any]) -> dict[str, Any]:
                 out[common] = out[gpt]
         out.setdefault("intermediate_size", out.get("n_inner") or 4 * out["hidden_size"])
     return out
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """A model folder's config.json, normalized."""
+    return normalized(json.loads((folder / "config.json").read_text(encoding="utf-8")))
 
 
 ARCHITECTURES: dict[str, Architecture] = {

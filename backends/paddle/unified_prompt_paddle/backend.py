@@ -103,9 +103,10 @@ class PaddleBackend(Backend):
               batch_size: int = 16, progress: Progress | None = None) -> WordScores:
         import numpy as np
 
+        from unified_prompt.decoding import length_order
         from unified_prompt.prompts.verbalizer import WordScores
         from unified_prompt_paddle.runtime import paddle
-        from unified_prompt_paddle.scoring import length_order, word_ids, word_logprobs
+        from unified_prompt_paddle.scoring import word_ids, word_logprobs
 
         n = len(prompts)
         logprob = np.zeros((n, len(words)), dtype=np.float64)

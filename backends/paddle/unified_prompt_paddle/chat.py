@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from unified_prompt.decoding import plain_chat
 from unified_prompt.errors import UserInputError
 from unified_prompt_paddle.handle import PaddleModel
 
@@ -36,8 +37,10 @@ def _special_text(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=8)
 def find_template(folder: Path) -> tuple[str | None, dict[str, Any]]:
-    """The folder's default chat template (None without one) and the special tokens."""
+    """The folder's default chat template (None without one) and the special tokens, read
+    once per model folder (a server renders every chat request with them)."""
     config = _read_json(folder / "tokenizer_config.json")
     special = {**_read_json(folder / "special_tokens_map.json"), **config}
     tokens = {k: _special_text(special[k]) for k in SPECIAL_NAMES if special.get(k) is not None}
@@ -88,14 +91,10 @@ def compile_template(source: str) -> Any:
     return env.from_string(source)
 
 
-def fallback(messages: Sequence[dict[str, str]]) -> str:
-    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-
-
 def render_chat(model: PaddleModel, messages: Sequence[dict[str, str]]) -> str:
     template, tokens = find_template(model.folder)
     if template is None:
-        return fallback(messages)
+        return plain_chat(messages)
     import jinja2
 
     try:

@@ -13,19 +13,18 @@ adapter gives the same predictions as the original.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
 
+from unified_prompt.adapters import MANIFEST
+from unified_prompt.artifacts import atomic_dir, read_json
 from unified_prompt.errors import UserInputError
 from unified_prompt_paddle import hf_format, paddle_format
 from unified_prompt_paddle.adapter_data import AdapterData
-from unified_prompt_paddle.architectures import architecture_for, normalized
+from unified_prompt_paddle.architectures import architecture_for, read_config
 
 Target = Literal["paddle", "hf"]
-MANIFEST = "manifest.json"
 
 
 def detect_format(path: Path) -> Target:
@@ -38,7 +37,7 @@ def detect_format(path: Path) -> Target:
 
 def _manifest(path: Path) -> dict[str, Any] | None:
     file = path / MANIFEST
-    return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
+    return read_json(file) if file.exists() else None
 
 
 def base_folder(src: Path, model: str | Path | None, manifest: dict[str, Any] | None) -> Path:
@@ -49,7 +48,7 @@ def base_folder(src: Path, model: str | Path | None, manifest: dict[str, Any] | 
     if ref is None and manifest:
         ref = (manifest.get("base_model") or {}).get("name")
     if ref is None and (src / hf_format.PEFT_CONFIG).exists():
-        ref = json.loads((src / hf_format.PEFT_CONFIG).read_text()).get("base_model_name_or_path")
+        ref = read_json(src / hf_format.PEFT_CONFIG).get("base_model_name_or_path")
     if ref is None:
         raise UserInputError(f"{src}: cannot tell the base model (no manifest.json); pass model=")
     return Path(resolve_model(ref, progress=False))
@@ -59,9 +58,7 @@ def read_adapter(src: Path, hf: dict[str, Any]) -> AdapterData:
     """Either format, as format-free AdapterData."""
     arch = architecture_for(hf, str(src))
     fmt = detect_format(src)
-    data = paddle_format.read(src, hf, arch) if fmt == "paddle" else hf_format.read(src, hf, arch)
-    data.manifest = _manifest(src)
-    return data
+    return paddle_format.read(src, hf, arch) if fmt == "paddle" else hf_format.read(src, hf, arch)
 
 
 def write_adapter(dst: Path, data: AdapterData, to: Target, base: Path,
@@ -88,11 +85,9 @@ def convert_adapter(src: str | Path, dst: str | Path, to: Target, *,
         raise UserInputError(f"{dst}: exists and is not empty (pass overwrite=True)")
     manifest = _manifest(src)
     base = base_folder(src, model, manifest)
-    hf = normalized(json.loads((base / "config.json").read_text(encoding="utf-8")))
+    hf = read_config(base)
     data = read_adapter(src, hf)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
+    with atomic_dir(dst) as tmp:
         write_adapter(tmp, data, to, base, hf)
         if manifest is not None:
             out = dict(manifest)
@@ -100,10 +95,4 @@ def convert_adapter(src: str | Path, dst: str | Path, to: Target, *,
             out["converted_from"] = {"backend": manifest.get("backend", detect_format(src)),
                                      "path": str(src), "at": time.time()}
             (tmp / MANIFEST).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        if dst.exists():
-            shutil.rmtree(dst)
-        tmp.rename(dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst

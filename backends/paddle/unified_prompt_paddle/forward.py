@@ -30,10 +30,6 @@ class Batch:
     soft: np.ndarray  # (B, T) int64, row of the soft table or -1
     lengths: np.ndarray  # (B,) real tokens per row
 
-    @property
-    def has_soft(self) -> bool:
-        return bool((self.soft >= 0).any())
-
 
 def make_batch(encoded: Sequence[Encoded], pad_id: int,
                soft_offsets: dict[int, int] | None = None) -> Batch:

@@ -13,25 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unified_prompt.backend import GenerationParams, ModelKind, Progress
+from unified_prompt.decoding import finish, length_order, mask_after
 from unified_prompt.encoding import Encoded, encode_causal, encode_masked
 from unified_prompt.errors import UserInputError
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt_paddle.forward import gather_rows, head, log_softmax, make_batch, run
 from unified_prompt_paddle.handle import PaddleModel
-from unified_prompt_paddle.masked_steps import mask_after
 from unified_prompt_paddle.runtime import paddle
-from unified_prompt_paddle.scoring import cached_encoder, length_order, prompt_budget, soft_offsets
-
-
-def finish(text: str, prompt: Rendered, stops: Sequence[str]) -> str:
-    """Cut at the earliest stop string; drop the whitespace that led into the mask."""
-    hits = [text.index(s) for s in stops if s and s in text]
-    if hits:
-        text = text[: min(hits)]
-    lead = prompt.mask_lead()
-    if lead and text.startswith(lead):
-        text = text[len(lead):]
-    return text
+from unified_prompt_paddle.scoring import cached_encoder, prompt_budget, soft_offsets
 
 
 def _pick(logits: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> np.ndarray:

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from unified_prompt.artifacts import read_json
 from unified_prompt.errors import UserInputError
-from unified_prompt_paddle.adapter_data import AdapterData, infer_config, read_json, write_json
+from unified_prompt_paddle.adapter_data import AdapterData, infer_config, write_json
 from unified_prompt_paddle.architectures import Architecture
 from unified_prompt_paddle.layouts import prefix_shape
 from unified_prompt_paddle.numpy_encoders import prefix_flat, soft_outputs
@@ -89,9 +90,9 @@ def write(path: Path, data: AdapterData, hf: dict[str, Any], arch: Architecture,
     base = str(base_path) if base_path else None
     method = data.method
     if method == "full":
-        _save({k: v for k, v in data.state.items()}, path / "model.safetensors")
         if base_path is None:
             raise UserInputError("converting a full fine-tune needs the base model folder")
+        _save(data.state, path / "model.safetensors")
         shutil.copyfile(base_path / "config.json", path / "config.json")
         for name in TOKENIZER_FILES:
             if (base_path / name).exists():

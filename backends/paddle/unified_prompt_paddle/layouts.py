@@ -131,13 +131,12 @@ def full_entries(rules: list[Rule]) -> list[Entry]:
 
 def entries(method: str, config: dict[str, Any], hf: dict[str, Any], arch: Architecture
             ) -> list[Entry]:
-    rules = arch.rules(hf)
     if method in ("prompt_tuning", "p_tuning"):
         return soft_entries(config)
     if method == "prefix_tuning":
         return prefix_entries(config, hf)
     if method == "lora":
-        return lora_entries(config, rules)
+        return lora_entries(config, arch.rules(hf))
     if method == "full":
-        return full_entries(rules)
+        return full_entries(arch.rules(hf))
     raise ValueError(f"unknown method {method!r}")

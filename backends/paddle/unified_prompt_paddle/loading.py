@@ -14,7 +14,7 @@ import numpy as np
 
 from unified_prompt.backend import ModelKind
 from unified_prompt.errors import ModelNotFoundError
-from unified_prompt_paddle.architectures import Architecture, Rule, architecture_for, normalized
+from unified_prompt_paddle.architectures import Architecture, Rule, architecture_for, read_config
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.layers import SoftOverlay, exact_layer_norms, make_tied_head
 from unified_prompt_paddle.runtime import paddle, paddlenlp
@@ -122,10 +122,9 @@ def set_state(net: Any, state: dict[str, np.ndarray]) -> None:
 
 def load_folder(folder: Path, *, max_length: int | None = None, name: str | None = None
                 ) -> PaddleModel:
-    config_path = folder / "config.json"
-    if not config_path.is_file():
+    if not (folder / "config.json").is_file():
         raise ModelNotFoundError(f"{folder}: no config.json")
-    hf = normalized(json.loads(config_path.read_text(encoding="utf-8")))
+    hf = read_config(folder)
     arch = architecture_for(hf, str(folder))
     tokenizer = load_tokenizer(folder, hf)
     weights = read_hf_weights(folder)

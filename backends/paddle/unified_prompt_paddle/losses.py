@@ -10,16 +10,17 @@ the mean over the batch (the reference backend's arithmetic).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from unified_prompt.backend import ModelKind, TrainItem, TrainSetup
+from unified_prompt.decoding import mask_after
 from unified_prompt.encoding import encode_causal, encode_continuation, encode_masked
 from unified_prompt.errors import UserInputError
 from unified_prompt_paddle.forward import gather_rows, head, log_softmax, make_batch, run
 from unified_prompt_paddle.handle import PaddleModel
-from unified_prompt_paddle.masked_steps import mask_after
 from unified_prompt_paddle.runtime import paddle, to_tensor
 from unified_prompt_paddle.scoring import cached_encoder, prompt_budget, soft_offsets, word_ids, word_logprobs
 
@@ -76,27 +77,28 @@ def _masked_generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> A
     return -(picked * to_tensor(weights.astype(np.float32))).sum() / len(batch)
 
 
-def generation_loss(model: PaddleModel, setup: TrainSetup, batch: Sequence[TrainItem]) -> Any:
+def generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> Any:
     if model.kind != ModelKind.CAUSAL:
         return _masked_generation_loss(model, batch)
     pd = paddle()
     tok = model.tokenizer
     encode = cached_encoder(model)
     eos = tok.special.eos
+    budget = prompt_budget(model)
     targets, encoded = [], []
     for item in batch:
         target = encode_continuation(item.prompt, item.target, encode) if item.target else []
-        target = target[: max(1, prompt_budget(model) // 2 - 1)]
+        target = target[: max(1, budget // 2 - 1)]
         if eos is not None:
             target = [*target, eos]
         if not target:
             raise UserInputError("a generation target has no tokens and the model has no EOS")
-        ctx = encode_causal(item.prompt, encode, tok.special, max_length=prompt_budget(model),
+        ctx = encode_causal(item.prompt, encode, tok.special, max_length=budget,
                             reserve=len(target))
         if len(ctx) == 0:
             raise UserInputError("a causal model needs at least one prompt token")
         targets.append(target)
-        encoded.append(ctx.__class__(tuple(ctx.ids) + tuple(target[:-1]), ctx.soft, ctx.masks))
+        encoded.append(replace(ctx, ids=(*ctx.ids, *target[:-1])))
     b = make_batch(encoded, tok.special.pad or 0, soft_offsets(model))
     hidden, _ = run(model, b.ids, b.mask, b.positions, b.soft)
     rows, cols, ids, weights = [], [], [], []
@@ -114,5 +116,5 @@ def generation_loss(model: PaddleModel, setup: TrainSetup, batch: Sequence[Train
 
 def batch_loss(model: PaddleModel, setup: TrainSetup, batch: Sequence[TrainItem]) -> Any:
     if setup.task == "generation":
-        return generation_loss(model, setup, batch)
+        return generation_loss(model, batch)
     return classification_loss(model, setup, batch)

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from unified_prompt.artifacts import read_json
 from unified_prompt.errors import UserInputError
-from unified_prompt_paddle.adapter_data import AdapterData, read_json, write_json
+from unified_prompt_paddle.adapter_data import AdapterData, write_json
 from unified_prompt_paddle.architectures import Architecture, module_map
 from unified_prompt_paddle.layouts import entries, prefix_shape
 from unified_prompt_paddle.numpy_encoders import prefix_flat

@@ -68,11 +68,6 @@ def cached_encoder(model: PaddleModel) -> Callable[[str], list[int]]:
     return encode
 
 
-def length_order(prompts: Sequence[Rendered]) -> list[int]:
-    """Longest first, so each batch pads little (results do not depend on the order)."""
-    return sorted(range(len(prompts)), key=lambda i: -len(prompts[i].text()))
-
-
 def prompt_budget(model: PaddleModel) -> int:
     """Tokens a prompt may take: a causal model's prefix uses positions too."""
     return model.max_length - model.n_prefix

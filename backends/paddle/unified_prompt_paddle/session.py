@@ -8,7 +8,6 @@ so the returned pre-clip norm and the clipped step match the hf backend's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
 from unified_prompt.errors import CapabilityError, UserInputError
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.losses import batch_loss
+from unified_prompt_paddle.methods import module_for
 from unified_prompt_paddle.methods.bindings import Bindings
 from unified_prompt_paddle.runtime import paddle
 
@@ -27,18 +27,10 @@ _ACCUMULATORS = ("moment1_0", "moment2_0", "beta1_pow_acc_0", "beta2_pow_acc_0")
 
 def attach_method(model: PaddleModel, setup: TrainSetup,
                   rng: np.random.Generator) -> tuple[PaddleModel, Bindings]:
-    from unified_prompt_paddle.methods import full, lora, prefix, soft
-
-    method = setup.method.method
-    if method in ("prompt_tuning", "p_tuning"):
-        return soft.attach(model, setup, rng)
-    if method == "prefix_tuning":
-        return prefix.attach(model, setup.method, rng)
-    if method == "lora":
-        return lora.attach(model, setup.method, rng)
-    if method == "full":
-        return full.attach(model, setup.method, rng)
-    raise CapabilityError(f"backend 'paddle' cannot train {method!r}")
+    module = module_for(setup.method.method)
+    if module is None:
+        raise CapabilityError(f"backend 'paddle' cannot train {setup.method.method!r}")
+    return module.attach(model, setup, rng)
 
 
 class PaddleTrainSession(TrainSession):
@@ -46,7 +38,6 @@ class PaddleTrainSession(TrainSession):
         pd = paddle()
         pd.seed(setup.seed)
         self.setup = setup
-        self.base = base
         self.model, self.bindings = attach_method(base, setup, np.random.default_rng(setup.seed))
         self.params = [b.param for b in self.bindings.values()]
         for p in self.params:
@@ -119,8 +110,6 @@ class PaddleTrainSession(TrainSession):
                 if value is not None:
                     arrays[f"{acc}:{name}"] = np.asarray(value.numpy())
         np.savez(path / "session.npz", **arrays)
-        meta = {"method": self.setup.method.method, "lr": float(self.optimizer.get_lr())}
-        (path / "session.json").write_text(json.dumps(meta), encoding="utf-8")
 
     def load_checkpoint(self, path: Path) -> None:
         path = Path(path)

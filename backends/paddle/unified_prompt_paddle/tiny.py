@@ -1,4 +1,4 @@
-"""Tiny GPT-2 and ERNIE folders (the core's unified_prompt.testing.tiny has Llama and BERT).
+"""Tiny GPT-2 and ERNIE folders, beside the core's tiny Llama and BERT (unified_prompt.testing.tiny).
 
 Written with numpy as ordinary Hugging Face folders, beside the core's tiny models and with
 their real tokenizers (GPT-2 reuses the tiny Llama's byte-level BPE, ERNIE the tiny BERT's
@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-Kind = Literal["gpt2", "ernie"]
+Kind = Literal["llama", "bert", "gpt2", "ernie"]
 VERSION = 1
 
 GPT2 = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 32, "n_layer": 2,
@@ -82,13 +82,16 @@ def _ernie(cfg: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def tiny_model(kind: Kind, *, seed: int = 0) -> Path:
-    """The cached tiny `kind` folder, built on first use beside the core's tiny models."""
+    """The cached tiny `kind` folder, built on first use beside the core's tiny models
+    (llama and bert are the core's own)."""
     from safetensors.numpy import save_file
 
     from unified_prompt.artifacts import atomic_dir
     from unified_prompt.assets import cache_root
     from unified_prompt.testing.tiny import tiny_model as core_tiny
 
+    if kind in ("llama", "bert"):
+        return core_tiny(kind, seed=seed)  # type: ignore[arg-type]
     dest = cache_root() / "tiny" / f"{kind}-paddle-v{VERSION}-seed{seed}"
     if (dest / "model.safetensors").exists():
         return dest

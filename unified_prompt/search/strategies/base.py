@@ -6,21 +6,20 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from unified_prompt.errors import ConfigError
+from unified_prompt.backend import validate_options
 
 if TYPE_CHECKING:
     from unified_prompt.backend import Backend
     from unified_prompt.search.context import SearchContext
 
-#: Primitive -> (Capabilities attribute, what the user reads).
-PRIMITIVES: dict[str, tuple[str, str]] = {
-    "score": ("score", "label-word scoring (Backend.score)"),
-    "generate": ("generate", "text generation (Backend.generate)"),
-    "top_tokens": ("top_tokens", "next-token distributions (Backend.top_tokens)"),
-    "token_gradients": ("token_gradients",
-                        "token gradients (Backend.token_gradients, vocabulary, tokenize)"),
+#: Primitive (a Capabilities attribute) -> what the user reads.
+PRIMITIVES: dict[str, str] = {
+    "score": "label-word scoring (Backend.score)",
+    "generate": "text generation (Backend.generate)",
+    "top_tokens": "next-token distributions (Backend.top_tokens)",
+    "token_gradients": "token gradients (Backend.token_gradients, vocabulary, tokenize)",
 }
 
 
@@ -57,6 +56,11 @@ class PlanInput:
     budget_calls: int
     content_free: int = 3
 
+    @property
+    def dev_pass(self) -> int:
+        """Calls that score one prompt on the dev objective (with its calibration inputs)."""
+        return self.n_dev + self.calibration_calls
+
 
 class Strategy(ABC):
     name: ClassVar[str]
@@ -71,17 +75,9 @@ class Strategy(ABC):
 
     @classmethod
     def parse_options(cls, raw: dict[str, Any]) -> StrategyOptions:
-        try:
-            return cls.Options.model_validate(raw)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                key = ".".join(["search", cls.name, *map(str, err["loc"])])
-                msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append((key, msg))
-            text = "\n  ".join(f"{k}: {m}" for k, m in problems)
-            raise ConfigError(f"invalid options for search strategy {cls.name!r}\n  {text}",
-                              problems=problems) from None
+        return validate_options(cls.Options, raw, where=f"search.{cls.name}",
+                                title=f"invalid options for search strategy {cls.name!r}",
+                                unknown="unknown option")
 
     def other_backends(self, target: Backend) -> list[tuple[Backend, tuple[str, ...], str]]:
         """(backend, primitives, role) for backends besides the target (the proposer)."""

@@ -42,7 +42,7 @@ class DemoSearch(Strategy):
 
     def plan(self, info: PlanInput) -> Plan:
         o = self.options
-        dev = info.n_dev + info.calibration_calls
+        dev = info.dev_pass
         n = o.random_sets + int(o.similarity) + o.steps
         return Plan(min_calls=2 * dev, lines=[
             f"baseline: {dev} calls (original prompt on {info.n_dev} dev examples)",

@@ -54,7 +54,7 @@ class GradientSearch(Strategy):
 
     def plan(self, info: PlanInput) -> Plan:
         o = self.options
-        dev = info.n_dev + info.calibration_calls
+        dev = info.dev_pass
         step = o.batch + (o.candidates + 1) * o.eval_batch
         return Plan(min_calls=dev + step + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",

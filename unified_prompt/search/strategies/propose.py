@@ -112,7 +112,7 @@ class ProposeSearch(Strategy):
 
     def plan(self, info: PlanInput) -> Plan:
         o = self.options
-        dev = info.n_dev + info.calibration_calls
+        dev = info.dev_pass
         n = o.rounds * o.per_round + len(o.seed_instructions)
         return Plan(min_calls=dev + 1 + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",

@@ -53,7 +53,7 @@ class RLSearch(Strategy):
 
     def plan(self, info: PlanInput) -> Plan:
         o = self.options
-        dev = info.n_dev + info.calibration_calls
+        dev = info.dev_pass
         step = o.samples * o.batch
         return Plan(min_calls=dev + step + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",

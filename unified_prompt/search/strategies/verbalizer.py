@@ -49,7 +49,7 @@ class VerbalizerSearch(Strategy):
     def plan(self, info: PlanInput) -> Plan:
         o = self.options
         probe = o.probe_per_label * info.n_labels
-        dev = info.n_dev + info.calibration_calls
+        dev = info.dev_pass
         if o.calibrations and "contextual" in o.calibrations and not info.calibration_calls:
             dev += info.content_free  # the content-free inputs, for contextual calibration
         return Plan(min_calls=dev + probe + dev, lines=[

@@ -27,7 +27,6 @@ class Batch:
     soft_index: torch.Tensor   # (S,) its index within the slot
     mask_cols: list[list[int]]  # columns of each row's mask tokens (masked LMs)
     offsets: list[int]         # columns of padding before each row (left padding)
-    lengths: list[int]
     next_positions: torch.Tensor  # (B,) position id the next token of each row takes
 
     @property
@@ -39,9 +38,8 @@ class Batch:
         return bool(self.soft_rows.numel())
 
 
-
 def pad_batch(encoded: Sequence[Encoded], pad_id: int, device: torch.device, *,
-              left: bool = True, start: int | Sequence[int] = 0) -> Batch:
+              left: bool = True, start: int = 0) -> Batch:
     """Pad `encoded` into tensors; `start` is added to every position (a prefix's length)."""
     width = max(len(e) for e in encoded)
     n = len(encoded)
@@ -51,14 +49,13 @@ def pad_batch(encoded: Sequence[Encoded], pad_id: int, device: torch.device, *,
     rows, cols, slots, index = [], [], [], []
     mask_cols: list[list[int]] = []
     offsets: list[int] = []
-    starts = [start] * n if isinstance(start, int) else list(start)
     for i, enc in enumerate(encoded):
         length = len(enc)
         off = width - length if left else 0
         offsets.append(off)
         ids[i, off:off + length] = torch.tensor(enc.ids, dtype=torch.long)
         mask[i, off:off + length] = 1
-        positions[i, off:off + length] = torch.arange(starts[i], starts[i] + length)
+        positions[i, off:off + length] = torch.arange(start, start + length)
         seen: dict[int, int] = {}
         for slot, pos in enc.soft:
             k = seen.get(slot, 0)
@@ -72,10 +69,9 @@ def pad_batch(encoded: Sequence[Encoded], pad_id: int, device: torch.device, *,
     def t(values: list[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.long, device=device)
 
-    lengths = [len(e) for e in encoded]
     return Batch(ids.to(device), mask.to(device), positions.to(device), t(rows), t(cols),
-                 t(slots), t(index), mask_cols, offsets, lengths,
-                 t([s + n for s, n in zip(starts, lengths, strict=True)]))
+                 t(slots), t(index), mask_cols, offsets,
+                 t([start + len(e) for e in encoded]))
 
 
 def right_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from unified_prompt.errors import BackendError
-from unified_prompt_openai.client.cache import cacheable, request_key
 from unified_prompt_openai.client.transport import ENDPOINTS, Transport
 
 MAX_LINES = 50_000
@@ -29,14 +28,13 @@ async def run_batch(transport: Transport, api: str, bodies: list[dict[str, Any]]
     keys: list[str | None] = [None] * len(bodies)
     todo: list[int] = []
     for i, body in enumerate(bodies):
-        if transport.cache is not None and cacheable(body):
-            keys[i] = request_key(transport.host, ENDPOINTS[api], body)
-            hit = transport.cache.get(keys[i])
-            if hit is not None:
-                transport.accounting.record_cached()
-                results[i] = hit
-                continue
-        todo.append(i)
+        keys[i] = transport.cache_key(api, body)
+        hit = transport.cached(keys[i])
+        if hit is not None:
+            transport.accounting.record_cached()
+            results[i] = hit
+        else:
+            todo.append(i)
     for start in range(0, len(todo), MAX_LINES):
         chunk = todo[start:start + MAX_LINES]
         answered = await _one_batch(transport, api, {i: bodies[i] for i in chunk}, poll_seconds)

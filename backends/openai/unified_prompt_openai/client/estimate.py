@@ -11,7 +11,7 @@ from unified_prompt_openai.client.accounting import PriceTable
 from unified_prompt_openai.client.redact import public_url
 from unified_prompt_openai.options import DEFAULT_BASE_URL, OpenAIOptions
 
-AUTO_EPOCHS = 3  # WorkPlan does not carry finetune.n_epochs; the hosted API's usual "auto"
+AUTO_EPOCHS = 3  # what the hosted API usually picks for n_epochs "auto"
 
 
 def assumed_mode(options: OpenAIOptions) -> str:
@@ -22,6 +22,8 @@ def assumed_mode(options: OpenAIOptions) -> str:
 
 def training_estimate(options: OpenAIOptions, prices: PriceTable, model: str, chars: int,
                       n_epochs: Any = "auto") -> dict[str, Any]:
+    """Tokens and dollars of a hosted training job; `n_epochs` other than an int ("auto",
+    None) counts AUTO_EPOCHS."""
     epochs = n_epochs if isinstance(n_epochs, int) else AUTO_EPOCHS
     tokens = int(chars / options.chars_per_token) * epochs
     price = prices.lookup(model)
@@ -50,7 +52,8 @@ def estimate(options: OpenAIOptions, prices: PriceTable, plan: WorkPlan) -> dict
                            "completion_tokens": completion_tokens}
     if plan.hosted_training:
         out.update(training_estimate(options, prices, model,
-                                     plan.train_chars + 60 * plan.train_examples))
+                                     plan.train_chars + 60 * plan.train_examples,
+                                     plan.hosted_epochs))
         model = f"ft:{model}"
     cost = prices.cost(model, prompt_tokens, completion_tokens, batch=options.batch)
     out["eval_cost_usd"] = round(cost, 6) if cost is not None else None

@@ -15,7 +15,7 @@ from typing import Any
 
 from unified_prompt.backend import HostedJobRequest
 from unified_prompt.data.hosted_format import validate_file
-from unified_prompt.errors import BackendError, JobFailedError
+from unified_prompt.errors import BackendError
 from unified_prompt.jobs import EventCallback, Job, JobEvent, JobStatus
 from unified_prompt_openai.client.accounting import Accounting
 from unified_prompt_openai.client.transport import Transport
@@ -134,16 +134,12 @@ class HostedJob(Job):
         self._events: list[JobEvent] = []
         self._seen: set[str] = set()
         self._accounted = False
-        self.statuses: list[str] = []
 
     # -- polling ---------------------------------------------------------------------
     def refresh(self) -> Any:
         self._job = self.api._call(f"polling job {self.id}",
                                    lambda c: c.fine_tuning.jobs.retrieve(self.id))
-        status = str(self._job.status)
-        if not self.statuses or self.statuses[-1] != status:
-            self.statuses.append(status)
-        if status == "succeeded" and not self._accounted and self._job.trained_tokens:
+        if str(self._job.status) == "succeeded" and not self._accounted and self._job.trained_tokens:
             self._accounted = True
             self.api.accounting.record_training(str(self._job.model),
                                                 int(self._job.trained_tokens))
@@ -241,9 +237,3 @@ class HostedJob(Job):
     def error(self) -> str | None:
         job = self._job or self.refresh()
         return job_error(job)
-
-    def raise_for_status(self) -> None:
-        status = self.status
-        if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise JobFailedError(f"hosted job {self.id} {status.value}: "
-                                 f"{self.error or 'no reason given'}")

@@ -8,31 +8,27 @@ from typing import Any
 from unified_prompt.backend import GenerationParams
 
 
-def _stops(params: GenerationParams) -> list[str] | None:
-    stops = [s for s in params.stop if s][:4]  # the API takes at most four
-    return stops or None
+def _sampling(params: GenerationParams) -> dict[str, Any]:
+    """What chat and legacy completion bodies share: temperature, stop (the API takes at
+    most four) and seed."""
+    body: dict[str, Any] = {"temperature": params.temperature}
+    stops = [s for s in params.stop if s][:4]
+    if stops:
+        body["stop"] = stops
+    if params.seed is not None:
+        body["seed"] = params.seed
+    return body
 
 
 def chat_body(model: str, messages: list[dict[str, str]],
               params: GenerationParams) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": messages,
-                            "max_completion_tokens": params.max_new_tokens,
-                            "temperature": params.temperature}
-    if _stops(params):
-        body["stop"] = _stops(params)
-    if params.seed is not None:
-        body["seed"] = params.seed
-    return body
+    return {"model": model, "messages": messages,
+            "max_completion_tokens": params.max_new_tokens, **_sampling(params)}
 
 
 def completion_body(model: str, text: str, params: GenerationParams) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "prompt": text, "max_tokens": params.max_new_tokens,
-                            "temperature": params.temperature}
-    if _stops(params):
-        body["stop"] = _stops(params)
-    if params.seed is not None:
-        body["seed"] = params.seed
-    return body
+    return {"model": model, "prompt": text, "max_tokens": params.max_new_tokens,
+            **_sampling(params)}
 
 
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:

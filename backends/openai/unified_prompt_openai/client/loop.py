@@ -34,8 +34,7 @@ class LoopThread:
         self.loop.close()
 
 
-async def gather_first_error(factories: Iterable[Callable[[], Awaitable[T]]],
-                             on_done: Callable[[int], None] | None = None) -> list[T]:
+async def gather_first_error(factories: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
     """Run every coroutine; results in input order. The first failure cancels the rest and
     is raised as itself (not wrapped), so a quota or budget error stops the run at once.
 
@@ -57,8 +56,6 @@ async def gather_first_error(factories: Iterable[Callable[[], Awaitable[T]]],
                 state["error"] = exc
                 finished.set()
             return
-        if on_done is not None:
-            on_done(1)
         state["left"] -= 1
         if state["left"] == 0:
             finished.set()

@@ -44,22 +44,15 @@ class RateLimiter:
     """Created inside the event loop that uses it (asyncio primitives bind to a loop)."""
 
     def __init__(self, concurrency: int, requests_per_minute: int | None = None) -> None:
-        self.concurrency = concurrency
         self._sem = asyncio.Semaphore(concurrency)
         self._interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
         self._next_start = 0.0
         self._resume_at = 0.0
         self.in_flight = 0
-        self.pauses = 0
-        self.paused_seconds = 0.0
 
     def pause(self, seconds: float) -> None:
         """Hold every new request for `seconds` (a 429, or an exhausted window)."""
-        until = time.monotonic() + seconds
-        if until > self._resume_at:
-            self.pauses += 1
-            self.paused_seconds += until - max(self._resume_at, time.monotonic())
-            self._resume_at = until
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
     async def acquire(self) -> None:
         await self._sem.acquire()

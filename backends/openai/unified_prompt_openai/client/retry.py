@@ -50,7 +50,6 @@ class Decision:
     retry: bool
     delay: float = 0.0
     reason: str = ""
-    server_asked: bool = False
 
 
 class RetryPolicy:
@@ -83,7 +82,7 @@ class RetryPolicy:
             if asked is not None:
                 if asked > self.options.max_retry_after:
                     return Decision(False, reason=f"host asked to wait {asked:.0f}s")
-                return Decision(True, asked, f"HTTP {status}", server_asked=True)
+                return Decision(True, asked, f"HTTP {status}")
             return Decision(True, self.backoff(attempt), f"HTTP {status}")
         if isinstance(exc, openai.APIConnectionError):  # includes timeouts
             return Decision(True, self.backoff(attempt), type(exc).__name__)

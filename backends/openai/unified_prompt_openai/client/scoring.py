@@ -135,7 +135,6 @@ class FirstTokenScorer:
     word_label: tuple[int, ...]
     warned: set[str] = field(default_factory=set)
     outside: int = 0
-    shared: int = 0
 
     def static_warnings(self) -> list[str]:
         """Words of different labels whose first word is the same can never be told apart
@@ -173,7 +172,6 @@ class FirstTokenScorer:
         for i, a in enumerate(matched):
             for j in range(i + 1, len(matched)):
                 if a is not None and a == matched[j] and self.word_label[i] != self.word_label[j]:
-                    self.shared += 1
                     self._warn(f"label words {self.words[i]!r} and {self.words[j]!r} share the "
                                f"first token {a!r}; first-token scoring cannot separate them")
         return out

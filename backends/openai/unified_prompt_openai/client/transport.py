@@ -31,6 +31,8 @@ def _raw_type() -> Any:
     import httpx2
 
     return httpx2.Response
+
+
 ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions"}
 
 
@@ -137,16 +139,24 @@ class Transport:
             return result
 
     # -- completions with cache and accounting ----------------------------------------
+    def cache_key(self, api: str, body: dict[str, Any]) -> str | None:
+        """The key a deterministic request is cached under; None when it is not cached."""
+        if self.cache is None or not cacheable(body):
+            return None
+        return request_key(self.host, ENDPOINTS[api], body)
+
+    def cached(self, key: str | None) -> dict[str, Any] | None:
+        """The cached response under `key`, if any (not counted: see `complete`)."""
+        return self.cache.get(key) if key is not None and self.cache is not None else None
+
     async def complete(self, api: str, body: dict[str, Any], *, est_prompt: int,
                        est_completion: int, what: str) -> dict[str, Any]:
         """One chat or legacy completion as a JSON dict (read leniently by callers)."""
-        key = None
-        if self.cache is not None and cacheable(body):
-            key = request_key(self.host, ENDPOINTS[api], body)
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.accounting.record_cached()
-                return hit
+        key = self.cache_key(api, body)
+        hit = self.cached(key)
+        if hit is not None:
+            self.accounting.record_cached()
+            return hit
         model = str(body.get("model"))
         reservation = self.accounting.reserve(model, est_prompt, est_completion)
         path = ENDPOINTS[api]

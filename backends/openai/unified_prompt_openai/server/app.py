@@ -8,7 +8,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -126,8 +126,3 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> TrafficMi
         window=RequestWindow(config.requests_per_minute, config.rate_window_s),
         quota=Quota(config.quota_requests),
         retry_after_ms=config.retry_after_ms)
-
-
-def server_state(asgi: Any) -> ServerState:
-    """The ServerState behind an app made by create_app."""
-    return asgi.app.state.server

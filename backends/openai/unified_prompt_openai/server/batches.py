@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import threading
 import time
@@ -21,6 +22,8 @@ from unified_prompt_openai.server.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
 )
+
+log = logging.getLogger("unified_prompt_openai.server")
 
 
 @dataclass
@@ -101,6 +104,14 @@ class Batches:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     def _run(self, record: BatchRecord, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._answer_all(record, loop)
+        except Exception:  # an unreadable input file, a backend failure: never stuck
+            log.exception("batch %s failed", record.id)
+            record.status = "failed"
+            record.stamps["failed_at"] = int(time.time())
+
+    def _answer_all(self, record: BatchRecord, loop: asyncio.AbstractEventLoop) -> None:
         lines = self.files.get(record.input_file_id).path.read_text(encoding="utf-8").splitlines()
         requests = [json.loads(x) for x in lines if x.strip()]
         record.total = len(requests)

@@ -15,7 +15,7 @@ class ServeConfig:
     model: str
     served_name: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a printed config
     host: str = "127.0.0.1"
     port: int = 8000
     latency_ms: float = 0.0

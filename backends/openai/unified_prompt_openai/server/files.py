@@ -52,8 +52,11 @@ class FileStore:
             self._files[file_id] = stored
         return stored
 
+    def find(self, file_id: str) -> StoredFile | None:
+        return self._files.get(file_id)
+
     def get(self, file_id: str) -> StoredFile:
-        stored = self._files.get(file_id)
+        stored = self.find(file_id)
         if stored is None:
             raise not_found("file", file_id, param="file_id")
         return stored

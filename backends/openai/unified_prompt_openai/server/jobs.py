@@ -22,6 +22,7 @@ from unified_prompt_openai.server import training as tr
 from unified_prompt_openai.server.errors import APIError, not_found
 from unified_prompt_openai.server.files import FileStore
 from unified_prompt_openai.server.models import ModelRegistry
+from unified_prompt_openai.server.paging import page
 from unified_prompt_openai.server.schemas import FineTuningJobRequest
 
 
@@ -121,7 +122,7 @@ class FineTuneJobs:
                               ("validation_file", req.validation_file)):
             if file_id is None:
                 continue
-            stored = self.files._files.get(file_id)
+            stored = self.files.find(file_id)
             if stored is None:
                 raise APIError(400, f"{name}: no file with id '{file_id}'", param=name,
                                code="invalid_file")
@@ -149,7 +150,7 @@ class FineTuneJobs:
              metadata: dict[str, str]) -> tuple[list[JobRecord], bool]:
         jobs = sorted(self._jobs.values(), key=lambda r: (r.created_at, r.id), reverse=True)
         jobs = [r for r in jobs if all((r.metadata or {}).get(k) == v for k, v in metadata.items())]
-        return _page(jobs, after, limit, key=lambda r: r.id)
+        return page(jobs, after, limit, key=lambda r: r.id, max_limit=100)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         record = self.get(job_id)
@@ -184,11 +185,12 @@ class FineTuneJobs:
         record = self.get(job_id)
         with record.lock:
             newest_first = list(reversed(record.events))
-        return _page(newest_first, after, limit, key=lambda e: e["id"])
+        return page(newest_first, after, limit, key=lambda e: e["id"], max_limit=100)
 
     def checkpoints(self, job_id: str, after: str | None, limit: int) -> tuple[list[dict], bool]:
         record = self.get(job_id)
-        return _page(list(reversed(record.checkpoints)), after, limit, key=lambda c: c["id"])
+        return page(list(reversed(record.checkpoints)), after, limit, key=lambda c: c["id"],
+                    max_limit=100)
 
     def to_dict(self, r: JobRecord) -> dict[str, Any]:
         status = r.status
@@ -256,7 +258,7 @@ class FineTuneJobs:
                         "(local backends have no preference loss)", level="warn")
             backend, registry = self.registry.backend, self.registry
             base = registry.base_handle
-            soft = 8 if self.train_method == "prompt_tuning" else 0
+            soft = tr.SOFT_TOKENS if self.train_method == "prompt_tuning" else 0
             render = lambda msgs: registry.call(backend.render_chat, base, msgs)  # noqa: E731
             items = tr.train_items(render, rows, soft)
             val_items = tr.train_items(render, val_rows[:64], soft)
@@ -267,12 +269,11 @@ class FineTuneJobs:
                                work_dir=folder / "checkpoints")
             session = registry.call(backend.start_training, base, setup)
             name = self._model_name(r)
-            trainer_box: dict[str, Any] = {}
 
             def log(kind_: str, **data: Any) -> None:
                 if kind_ != "step":
                     return
-                plan = trainer_box["trainer"].plan
+                plan = trainer.plan  # called only from trainer.run, so trainer exists
                 step = int(data["step"])
                 if step % plan.steps_per_epoch and step != plan.total_steps:
                     return
@@ -293,12 +294,13 @@ class FineTuneJobs:
                     "metrics": metrics, "step_number": step})
                 r.event(f"Checkpoint created at step {step}", type="metrics", data=metrics)
 
-            trainer = Trainer(session, items, spec, seed=r.seed, log=log, progress=False)
-            trainer_box["trainer"] = trainer
-            trainer.run(_Ctx(ctx, r, trainer.plan.total_steps))  # type: ignore[arg-type]
             adapter = folder / "adapter"
-            session.save_adapter(adapter)
-            session.close()
+            try:  # a failed or cancelled job frees its session too
+                trainer = Trainer(session, items, spec, seed=r.seed, log=log, progress=False)
+                trainer.run(_Ctx(ctx, r, trainer.plan.total_steps))  # type: ignore[arg-type]
+                session.save_adapter(adapter)
+            finally:
+                session.close()
             registry.register(name, adapter, self.organization)
             r.trained_tokens = tr.estimate_trained_tokens(rows, r.hyperparameters["n_epochs"])
             r.fine_tuned_model = name
@@ -311,19 +313,13 @@ class FineTuneJobs:
 
     def _validated_rows(self, file_id: str, kind: str) -> list[tr.ChatRow]:
         stored = self.files.get(file_id)
-        text = stored.path.read_text(encoding="utf-8", errors="replace")
-        validate_lines(text.splitlines(), kind, source=stored.filename)  # type: ignore[arg-type]
-        return tr.read_rows(stored.path, kind)
+        try:  # read once: the rules check these lines and training reads the same ones
+            lines = stored.path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:  # as the core's validate_file reports it
+            raise DataError(f"cannot read training file ({exc})", path=stored.filename) from None
+        validate_lines(lines, kind, source=stored.filename)  # type: ignore[arg-type]
+        return tr.parse_rows(lines, kind)
 
     def _model_name(self, r: JobRecord) -> str:
         return f"ft:{r.model}:{self.organization}:{r.suffix or ''}:{r.id[6:14]}"
 
-
-def _page(items: list[Any], after: str | None, limit: int, key: Any) -> tuple[list[Any], bool]:
-    start = 0
-    if after is not None:
-        ids = [key(x) for x in items]
-        start = ids.index(after) + 1 if after in ids else len(items)
-    limit = max(1, min(limit, 100))
-    page = items[start:start + limit]
-    return page, start + limit < len(items)

@@ -35,7 +35,6 @@ class ModelRegistry:
     def __init__(self, backend: Backend, base_ref: str, served_name: str, owner: str) -> None:
         self.backend = backend
         self.lock = threading.RLock()
-        self.base_ref = base_ref
         with self.lock:
             handle = backend.load_model(base_ref)
         self.base_id = served_name

@@ -11,8 +11,8 @@ says so in a warning event.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from unified_prompt.backend import TrainItem
@@ -21,6 +21,7 @@ from unified_prompt.prompts.segments import Mask, Rendered, Soft, Text
 
 SPECS: dict[str, type[TrainSpec]] = {"lora": LoraSpec, "prompt_tuning": PromptTuningSpec}
 AUTO_EPOCHS = 3
+SOFT_TOKENS = 8  # virtual tokens a prompt_tuning job trains
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,10 @@ class ChatRow:
     target: str
 
 
-def read_rows(path: Path, kind: str) -> list[ChatRow]:
+def parse_rows(lines: Iterable[str], kind: str) -> list[ChatRow]:
+    """Rows of a JSONL the core's rules have already validated."""
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in lines:
         if not line.strip():
             continue
         obj = json.loads(line)
@@ -63,7 +65,7 @@ def resolve_hyperparameters(hp: dict[str, Any], n_examples: int) -> dict[str, An
 
 def train_spec(method: str, hp: dict[str, Any], seed: int) -> TrainSpec:
     cls = SPECS[method]
-    extra: dict[str, Any] = {"init": "random", "num_virtual_tokens": 8} \
+    extra: dict[str, Any] = {"init": "random", "num_virtual_tokens": SOFT_TOKENS} \
         if method == "prompt_tuning" else {}
     return cls(method=method, epochs=hp["n_epochs"], batch_size=hp["batch_size"],
                lr=cls.default_lr * hp["learning_rate_multiplier"], eval_limit=None,

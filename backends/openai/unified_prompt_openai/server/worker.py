@@ -37,8 +37,6 @@ class BackendWorker:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="backend-worker", daemon=True)
         self._thread.start()
-        self.calls = 0
-        self.items = 0
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` on the worker thread, under the registry's lock."""
@@ -79,8 +77,6 @@ class BackendWorker:
 
     def _run(self, group: list[_Item]) -> None:
         first = group[0]
-        self.calls += 1
-        self.items += len(group)
         try:
             if len(group) == 1:
                 results = [self.registry.call(first.fn, *first.args, **first.kwargs)]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from unified_prompt.backend import TrainSetup
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.layers import SoftOverlay
 from unified_prompt_paddle.layouts import full_entries
@@ -29,7 +30,7 @@ def wrap(model: PaddleModel) -> tuple[PaddleModel, Bindings]:
     return handle, bindings
 
 
-def attach(model: PaddleModel, spec: Any, rng: np.random.Generator
+def attach(model: PaddleModel, setup: TrainSetup, rng: np.random.Generator
            ) -> tuple[PaddleModel, Bindings]:
     return wrap(model)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from unified_prompt.backend import TrainSetup
 from unified_prompt.errors import ConfigError
 from unified_prompt_paddle.architectures import module_map
 from unified_prompt_paddle.handle import PaddleModel
@@ -67,8 +68,9 @@ def wrap(model: PaddleModel, chosen: dict[str, str], r: int, alpha: float, dropo
     return handle, bindings
 
 
-def attach(model: PaddleModel, spec: Any, rng: np.random.Generator
+def attach(model: PaddleModel, setup: TrainSetup, rng: np.random.Generator
            ) -> tuple[PaddleModel, Bindings]:
+    spec = setup.method
     chosen = target_modules(model, spec.target_modules)
     handle, bindings = wrap(model, chosen, spec.r, spec.alpha, spec.dropout)
     for hf in sorted(chosen):

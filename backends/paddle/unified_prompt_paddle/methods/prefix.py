@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from unified_prompt.backend import ModelKind
+from unified_prompt.backend import ModelKind, TrainSetup
 from unified_prompt.errors import CapabilityError
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.layouts import prefix_entries, prefix_shape
@@ -57,8 +57,9 @@ def build(model: PaddleModel, config: dict[str, Any]) -> tuple[PaddleModel, Bind
     return handle, bind(prefix.prefix_encoder, prefix_entries(config, model.hf_config))
 
 
-def attach(model: PaddleModel, spec: Any, rng: np.random.Generator
+def attach(model: PaddleModel, setup: TrainSetup, rng: np.random.Generator
            ) -> tuple[PaddleModel, Bindings]:
+    spec = setup.method
     config = {"num_virtual_tokens": spec.num_virtual_tokens, "projection": spec.projection,
               "projection_hidden": spec.projection_hidden}
     handle, bindings = build(model, config)

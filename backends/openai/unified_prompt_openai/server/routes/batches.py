@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from unified_prompt_openai.server.app import parse_body, state
+from unified_prompt_openai.server.paging import page as take_page
 from unified_prompt_openai.server.schemas import BatchRequest
 
 router = APIRouter(prefix="/v1/batches")
@@ -20,14 +21,10 @@ async def create(request: Request) -> dict[str, Any]:
 @router.get("")
 async def list_batches(request: Request, after: str | None = None,
                        limit: int = 20) -> dict[str, Any]:
-    records = state(request).batches.list()
-    if after is not None:
-        ids = [b.id for b in records]
-        records = records[ids.index(after) + 1:] if after in ids else []
-    page = records[: max(1, limit)]
+    page, more = take_page(state(request).batches.list(), after, limit, key=lambda b: b.id)
     return {"object": "list", "data": [b.to_dict() for b in page],
             "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None,
-            "has_more": len(records) > len(page)}
+            "has_more": more}
 
 
 @router.get("/{batch_id}")

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from unified_prompt_openai.server.app import state
 from unified_prompt_openai.server.errors import APIError
 from unified_prompt_openai.server.files import PURPOSES, parse_multipart
+from unified_prompt_openai.server.paging import page as take_page
 
 router = APIRouter(prefix="/v1")
 
@@ -31,14 +32,11 @@ async def upload(request: Request) -> dict[str, Any]:
 @router.get("/files")
 async def list_files(request: Request, purpose: str | None = None, limit: int = 10000,
                      order: str = "desc", after: str | None = None) -> dict[str, Any]:
-    files = state(request).files.list(purpose, order)
-    if after is not None:
-        ids = [f.id for f in files]
-        files = files[ids.index(after) + 1:] if after in ids else []
-    page = files[: max(1, limit)]
+    page, more = take_page(state(request).files.list(purpose, order), after, limit,
+                           key=lambda f: f.id)
     return {"object": "list", "data": [f.to_dict() for f in page],
             "first_id": page[0].id if page else "", "last_id": page[-1].id if page else "",
-            "has_more": len(files) > len(page)}
+            "has_more": more}
 
 
 @router.get("/files/{file_id}")
