@@ -39,15 +39,34 @@ SETTINGS: dict[str, tuple[int, dict]] = {
     "gradient": (800, {"dev_limit": 100, "triggers": 2, "batch": 4, "eval_batch": 8,
                        "candidates": 4}),
 }
-#: The final test evaluation: the first TEST_LIMIT examples of the fixed test split.
+#: The second round (quiet machine, about 10 scored prompts/s): a 400-example dev objective
+#: selected by accuracy, each candidate also scored under batch calibration (no further
+#: calls), and the full test split.
+CAL = {"dev_limit": 400, "select_by": "accuracy", "calibrations": ["none", "batch"]}
+SETTINGS.update({
+    "verbalizer-400": (1500, {**CAL, "probe_per_label": 32, "top_k": 30}),
+    "demos-400": (4000, {**CAL, "k": 1, "pool_per_label": 8, "random_sets": 3, "steps": 4}),
+    "gradient-400": (4000, {**CAL, "triggers": 2, "batch": 8, "eval_batch": 16,
+                            "candidates": 6, "position": "prefix"}),
+    "rl-400": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
+                      "position": "prefix"}),
+    "propose-400": (4000, {**CAL, "mode": "template", "rounds": 6, "per_round": 4}),
+})
+#: The final test evaluation: the first TEST_LIMIT examples of the fixed test split (the
+#: first round, to fit a loaded machine), or all of it (None).
 TEST_LIMIT = 400
 
 
-def cli_line(strategy: str, budget: int, options: dict, out: Path) -> str:
+def test_limit(name: str) -> int | None:
+    return None if name.endswith("-400") else TEST_LIMIT
+
+
+def cli_line(strategy: str, budget: int, options: dict, out: Path, limit: int | None) -> str:
     opts = " ".join(f"-o '{k}={json.dumps(v) if isinstance(v, list) else v}'"
                     for k, v in options.items())
+    sets = f" --set eval.limit={limit}" if limit else ""
     return (f"nice -n 10 unified-prompt search examples/sentiment.yaml --strategy {strategy} "
-            f"--budget {budget} --set eval.limit={TEST_LIMIT} {opts} --out {out}")
+            f"--budget {budget}{sets} {opts} --out {out}")
 
 
 def table(dirs: list[Path]) -> str:
@@ -87,11 +106,12 @@ def main() -> None:
         out = args.out / name
         shutil.rmtree(out, ignore_errors=True)
         strategy = name.split("-")[0]
-        print(cli_line(strategy, budget, options, out), flush=True)
+        limit = test_limit(name)
+        print(cli_line(strategy, budget, options, out, limit), flush=True)
         started = time.perf_counter()
         result = run_search(SPEC, strategy=strategy, budget=SearchBudget(budget), out=out,
                             backend=args.backend, options=options, progress=False,
-                            overrides=[f"eval.limit={TEST_LIMIT}"])
+                            overrides=[f"eval.limit={limit}"] if limit else None)
         wall = time.perf_counter() - started
         print(result.summary(), flush=True)
         print(json.dumps({"strategy": name, "wall_s": round(wall, 1),

@@ -69,6 +69,9 @@ class ScriptedProposer(FakeBackend):
         out = []
         for n, prompt in enumerate(prompts):
             text = prompt.segments[0].text
+            if "\nTemplate: " in text:  # mode: template
+                out.append(self._template(text, np.random.default_rng([params.seed or 0, n])))
+                continue
             shown = [line[len("Instruction: "):].split() for line in text.splitlines()
                      if line.startswith("Instruction: ")]
             shown = [words for words in shown if len(words) == 3]
@@ -81,6 +84,21 @@ class ScriptedProposer(FakeBackend):
                 words[int(rng.integers(3))] = str(rng.choice(PROPOSER_WORDS))
             out.append(" ".join(words) + "\nsomething after the first line")
         return out
+
+    @staticmethod
+    def _template(text: str, rng: np.random.Generator) -> str:
+        """The best template shown with one word of its three-word first line changed
+        (or such a line written above it), as one line with \\n for line breaks."""
+        shown = [line[len("Template: "):] for line in text.splitlines()
+                 if line.startswith("Template: ") and "{text}" in line]
+        lines = shown[-1].split("\\n")
+        first = lines[0].split()
+        if len(first) == 3 and all(w in PROPOSER_WORDS for w in first):
+            first[int(rng.integers(3))] = str(rng.choice(PROPOSER_WORDS))
+            lines[0] = " ".join(first)
+        else:
+            lines.insert(0, " ".join(rng.choice(PROPOSER_WORDS, size=3)))
+        return "\\n".join(lines) + "\nAccuracy: 99"
 
 
 class NoGradientsBackend(FakeBackend):

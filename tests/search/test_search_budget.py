@@ -92,3 +92,19 @@ def test_test_split_is_scored_only_at_the_end(counting_task, tmp_path, extra_bac
     test_ids = [i for ids in log[first:] for i in ids if i and i.startswith("s")]
     n = result.test["n"]
     assert len(test_ids) in (n, 2 * n)  # original and best, once each
+
+
+def test_calibration_choices_share_one_dev_pass(counting_task, tmp_path, extra_backends):
+    """Each prompt is scored under none and batch calibration from one dev pass; contextual
+    adds only its content-free inputs."""
+    counting = extra_backends["counting"]
+    options = {"dev_limit": 12, "similarity": False, "random_sets": 2, "steps": 0,
+               "pool_per_label": 6, "calibrations": ["none", "batch", "contextual"]}
+    result = run_search(counting_task, strategy="demos", budget=400, options=options)
+    dev_rows = [r for r in result.rows if r["scope"] == "dev" and not r["cached"]]
+    prompts = {(r["template"], str(r.get("demonstrations"))) for r in dev_rows}
+    assert len(prompts) == 3  # the original and two random demonstration sets
+    assert sorted(r["calibration"] for r in dev_rows) == sorted(["none", "batch", "contextual"] * 3)
+    assert result.usage["search"]["calls"] == 3 * (12 + 3)  # dev pass + 3 content-free
+    assert result.best.calibration in ("none", "batch", "contextual")
+    assert counting.calls == result.usage["search"]["calls"] + result.usage["final"]["calls"]

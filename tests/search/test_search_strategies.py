@@ -66,6 +66,21 @@ def test_propose_refines_towards_the_hidden_instruction(make_task, tmp_path, ext
     assert result.extras["proposer"]["backend"] == "scripted"
 
 
+def test_propose_in_template_mode_rewrites_whole_templates(make_task, tmp_path,
+                                                          extra_backends):
+    spec = make_task({"template": "heavy summer camera\nReview: {text}\nSentiment: {mask}"})
+    result = run_search(spec, strategy="propose", budget=2000, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "rounds": 12, "per_round": 3,
+                                 "mode": "template", "proposer": {"backend": "scripted"}})
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
+    assert result.dev["best"]["accuracy"] >= 0.9
+    assert result.best.origin == "propose:template"
+    assert result.best.template.endswith("\nReview: {text}\nSentiment: {mask}")
+    rows = [r for r in result.rows if r.get("round")]
+    assert rows and all(r["origin"] == "propose:template" for r in rows)
+    assert result.extras["proposer"]["rejected"] == []
+
+
 def test_demos_search_finds_a_better_demonstration_set(make_task, tmp_path):
     def hidden(train):
         assert {e.id: e.label for e in train if e.id in ("t0", "t6")} == {
@@ -80,3 +95,15 @@ def test_demos_search_finds_a_better_demonstration_set(make_task, tmp_path):
     assert result.best.demos is not None
     best = result.best_spec.prompt.demonstrations
     assert best.selection in ("fixed", "similarity")
+
+
+def test_a_proposed_template_needs_the_fields_and_the_mask():
+    from unified_prompt.search.candidate import Candidate
+    from unified_prompt.search.strategies.propose import template_candidate
+
+    base = Candidate("Review: {text}\nSentiment: {mask}", (("positive", ("good",)),))
+    ok = template_candidate(base, ' "Movie review: {text}\\nSentiment: {mask}"\nAccuracy: 90')
+    assert ok is not None and ok.template == "Movie review: {text}\nSentiment: {mask}"
+    assert template_candidate(base, "Review: {text}") is None  # no mask
+    assert template_candidate(base, "Sentiment: {mask}") is None  # no field
+    assert template_candidate(base, "{title}: {text} {mask}") is None  # a field it lacks

@@ -65,6 +65,10 @@ class Candidate:
         return json.dumps([self.template, self.words, self.demos.to_dict() if self.demos else None,
                            self.calibration])
 
+    def prompt_key(self) -> str:
+        """Identity of what is sent to the model: the key without the calibration."""
+        return json.dumps([self.template, self.words, self.demos.to_dict() if self.demos else None])
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"template": self.template, "verbalizer": self.verbalizer}
         if self.demos is not None:

@@ -38,15 +38,36 @@ class SearchContext:
     rng: np.random.Generator
     seed: int
     select_by: SelectBy = "margin"
+    calibrations: tuple[str, ...] = ()
     best: Candidate | None = None
     best_score: Score | None = None
     original: Candidate | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def consider(self, cand: Candidate, **meta: Any) -> Score:
-        """Score `cand` on the dev objective (free when already scored) and record it."""
-        score, cached = self.objective.dev_score(cand, self.dev)
-        return self.record(cand, score, cached=cached, **meta)
+        """Score `cand` on the dev objective (free when already scored) and record it; under
+        each of the search's calibrations when `cand` names none. Returns the best score."""
+        best: Score | None = None
+        for variant in self.variants(cand):
+            score, cached = self.objective.dev_score(variant, self.dev)
+            self.record(variant, score, cached=cached, **meta)
+            if self.better(score, best):
+                best = score
+        assert best is not None
+        return best
+
+    def variants(self, cand: Candidate) -> list[Candidate]:
+        if cand.calibration is not None or not self.calibrations:
+            return [cand]
+        return [cand.with_(calibration=method) for method in self.calibrations]
+
+    def for_batch(self, cand: Candidate) -> Candidate:
+        """The candidate as minibatch scores (rewards, swaps) see it: batch-calibrated when
+        batch calibration is among the search's choices (it needs no further calls), so
+        the signal steering the search is the one the dev check will select by."""
+        if cand.calibration is None and "batch" in self.calibrations:
+            return cand.with_(calibration="batch")
+        return cand
 
     def record(self, cand: Candidate, score: Score, *, scope: str = "dev",
                cached: bool = False, **meta: Any) -> Score:
@@ -67,6 +88,7 @@ class SearchContext:
 
     def batch_score(self, cand: Candidate, examples: Sequence[Example], **meta: Any) -> Score:
         """Score on a minibatch (charged every time) and record it as a batch row."""
+        cand = self.for_batch(cand)
         score = self.objective.score(cand, examples)
         return self.record(cand, score, scope=f"batch:{len(examples)}", **meta)
 

@@ -74,6 +74,7 @@ class Objective:
         self.pricer = Pricer(backend, spec.backend.model)
         self._builders: dict[str, tuple[ExperimentSpec, PromptBuilder]] = {}
         self._dev: dict[str, Score] = {}
+        self._dev_raw: dict[str, np.ndarray] = {}  # uncalibrated, by Candidate.prompt_key
 
     # -- building ----------------------------------------------------------------------
     def builder(self, cand: Candidate) -> tuple[ExperimentSpec, PromptBuilder]:
@@ -115,11 +116,21 @@ class Objective:
         return score_from(self.label_logprobs(cand, examples), self.gold(cand, examples))
 
     def dev_score(self, cand: Candidate, dev: Sequence[Example]) -> tuple[Score, bool]:
-        """The cached score on the dev objective set; True when it was already known."""
+        """The cached score on the dev objective set; True when it was already known.
+
+        The uncalibrated label scores are kept too, so the same prompt under another
+        calibration costs no dev calls (contextual: only its content-free inputs).
+        """
         key = cand.key()
         if key in self._dev:
             return self._dev[key], True
-        self._dev[key] = self.score(cand, dev)
+        spec, builder = self.builder(cand)
+        raw = self._dev_raw.get(cand.prompt_key())
+        if raw is None:
+            raw = self._raw(spec, builder, builder.render(dev))
+            self._dev_raw[cand.prompt_key()] = raw
+        lp = self._calibrated(spec, builder, raw)
+        self._dev[key] = score_from(lp, self.gold(cand, dev))
         return self._dev[key], False
 
     def remember(self, cand: Candidate, score: Score) -> None:

@@ -109,8 +109,9 @@ class _Search:
         builder = PromptBuilder(spec, splits.train)
         assert builder.verbalizer is not None
         n_words = len(builder.verbalizer.flat_words)
-        cal = (len(spec.prompt.calibration.content_free)
-               if spec.prompt.calibration.method == "contextual" else 0)
+        contextual = (spec.prompt.calibration.method == "contextual"
+                      or "contextual" in (self.strategy.options.calibrations or ()))
+        cal = len(spec.prompt.calibration.content_free) if contextual else 0
         dev, test = self.dev_examples(splits), self.test_examples(splits)
         info = PlanInput(n_dev=len(dev), n_train=len(splits.train),
                          n_labels=len(builder.verbalizer.labels), calibration_calls=cal,
@@ -181,7 +182,8 @@ class _Search:
                     dev=self.dev_examples(splits), backend=backend, model=model, meter=meter,
                     objective=objective, journal=Journal(self.out), seed=self.seed,
                     rng=np.random.default_rng(self.seed),
-                    select_by=self.strategy.options.select_by)
+                    select_by=self.strategy.options.select_by,
+                    calibrations=tuple(self.strategy.options.calibrations or ()))
                 original = Candidate.from_spec(spec)
                 ctx.original = original
                 stopped = "done"

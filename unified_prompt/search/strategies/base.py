@@ -34,6 +34,11 @@ class StrategyOptions(BaseModel):
         "margin", description="What makes a candidate best on dev: the mean log-probability "
         "of the gold label (then accuracy), or accuracy (then that). One dev example moves "
         "accuracy by 1/n, so with a few hundred examples accuracy picks noise.")
+    calibrations: list[Literal["none", "contextual", "batch"]] | None = Field(
+        None, description="Also choose the calibration of the label scores among these: each "
+        "candidate is scored under each (none and batch from the same label scores, at no "
+        "further calls; contextual adds the content-free inputs' calls). Default: the spec's "
+        "own only.")
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 A proposer model (any backend that generates: a hosted model or a local one; by default the
 target itself) reads a few training examples and the earlier candidates with their dev
 accuracy, worst to best, and writes a new instruction (or a whole template, when what it
-writes has the template's slots). Each proposal is scored on the dev objective by the
+writes has the template's slots). With `mode: template` it is shown earlier whole templates
+and asked for a new one: a small proposer that cannot write a useful instruction still
+rewrites a template it is shown. Each proposal is scored on the dev objective by the
 target; the best ones are shown again in the next round, so proposals are refined.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +46,10 @@ class ProposerSpec(BaseModel):
 
 
 class ProposeOptions(StrategyOptions):
+    mode: Literal["instruction", "template"] = Field(
+        "instruction", description="What the proposer writes: an instruction put above the "
+        "template, or a whole template (one line, \\n for line breaks, with the template's "
+        "fields and {mask}; a proposal without them is skipped).")
     rounds: int = Field(4, ge=1)
     per_round: int = Field(4, ge=1, description="Proposals per round (one proposer call each).")
     show_examples: int = Field(4, ge=1, description="Training examples in each meta-prompt.")
@@ -69,6 +75,42 @@ def instruction_candidate(base: Candidate, text: str) -> Candidate | None:
             pass
     escaped = line.replace("{", "{{").replace("}", "}}")
     return base.with_(template=f"{escaped}\n{base.template}", origin="propose:instruction")
+
+
+def template_candidate(base: Candidate, text: str) -> Candidate | None:
+    """A proposed whole template (one line, "\\n" for line breaks), or None when it lacks
+    the base template's fields or its mask, or does not parse."""
+    line = next((x.strip() for x in text.strip().splitlines() if x.strip()), "")
+    line = line.strip().strip("\"'`").strip()[:300].replace("\\n", "\n")
+    fields = Template(base.template).fields
+    if "{mask}" not in line or not all("{" + f + "}" in line for f in fields):
+        return None
+    try:
+        template = Template(line)
+    except TemplateError:
+        return None
+    if not template.has_mask or set(template.fields) != set(fields):
+        return None
+    return base.with_(template=line, origin="propose:template")
+
+
+def shown_template(template: str) -> str:
+    return template.replace("\n", "\\n")
+
+
+def template_meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]]
+                         ) -> str:
+    """OPRO over whole templates: examples, then earlier templates worst to best."""
+    lines = ["Templates turn an input into a prompt; {text} is the input and {mask} is where "
+             "the label goes.", "", "Examples:"]
+    for text, answer in examples:
+        lines += [f"Input: {' '.join(text.split())[:240]}", f"Label: {answer}", ""]
+    lines.append("Earlier templates, from worst to best, with their accuracy (0-100):")
+    for template, acc in history:
+        lines += [f"Template: {shown_template(template)}", f"Accuracy: {acc:.1f}", ""]
+    lines.append("Write a new template, different from those above, that scores higher. "
+                 "Keep {text} and {mask}.")
+    return "\n".join(lines) + "\nTemplate: "
 
 
 def meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]]) -> str:
@@ -131,9 +173,11 @@ class ProposeSearch(Strategy):
         else:
             model = proposer.load_model(p.model or ctx.spec.backend.model)
         pricer = Pricer(proposer, p.model or ctx.spec.backend.model)
+        templates = o.mode == "template"
         history: dict[str, tuple[str, float]] = {}
         original, _ = ctx.objective.dev_score(base, ctx.dev)
-        history[base.key()] = ("", 100 * original.accuracy)
+        history[base.key()] = (base.template if templates else "", 100 * original.accuracy)
+        rejected: list[str] = []
         for text in o.seed_instructions:
             cand = instruction_candidate(base, text)
             if cand is not None:
@@ -146,14 +190,16 @@ class ProposeSearch(Strategy):
             for _ in range(o.per_round):
                 examples: list[Example] = ctx.sample(ctx.train, o.show_examples)
                 pairs = [(ex.text, builder.answer(ex)) for ex in examples]
-                prompts.append(Rendered.of([Text(meta_prompt(pairs, shown)), Mask()]))
+                meta = (template_meta_prompt if templates else meta_prompt)(pairs, shown)
+                prompts.append(Rendered.of([Text(meta), Mask()]))
             params = GenerationParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature,
                                       stop=("\n",), seed=int(ctx.rng.integers(2**31)))
             ctx.meter.charge(pricer.generate(prompts, p.max_new_tokens))
             texts = proposer.generate(model, prompts, params, batch_size=len(prompts))
             for text in texts:
-                cand = instruction_candidate(base, text)
+                cand = (template_candidate if templates else instruction_candidate)(base, text)
                 if cand is None:
+                    rejected.append(text.strip())
                     continue
                 score = ctx.consider(cand, instruction=text.strip(), round=rnd)
                 instr = cand.template[: -len(base.template)].strip() \
@@ -161,7 +207,8 @@ class ProposeSearch(Strategy):
                 history[cand.key()] = (instr.replace("{{", "{").replace("}}", "}"),
                                        100 * score.accuracy)
         ctx.extras["proposer"] = {"backend": proposer.name,
-                                  "model": p.model or ctx.spec.backend.model}
+                                  "model": p.model or ctx.spec.backend.model,
+                                  "rejected": rejected}
 
     def close(self) -> None:
         if self._own_backend and self._proposer is not None:

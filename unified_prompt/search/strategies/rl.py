@@ -88,7 +88,7 @@ class RLSearch(Strategy):
             actions = policy.sample(o.samples)
             rewards = []
             for action in actions:
-                cand = self._candidate(base, slots, words, action)
+                cand = ctx.for_batch(self._candidate(base, slots, words, action))
                 lp = ctx.objective.label_logprobs(cand, batch)
                 gold = np.asarray(ctx.objective.gold(cand, batch))
                 rows = np.arange(len(gold))

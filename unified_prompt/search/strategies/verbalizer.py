@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -31,10 +31,6 @@ class VerbalizerOptions(StrategyOptions):
     max_words: int = Field(2, ge=1, description="Most words per label in one candidate.")
     min_presence: float = Field(0.25, ge=0, le=1, description="A word must be in the top-k "
                                 "of at least this share of its label's probe examples.")
-    calibrations: list[Literal["none", "contextual", "batch"]] | None = Field(
-        None, description="Also choose the calibration of the label scores among these "
-                          "(contextual adds the content-free inputs' calls); default: the "
-                          "spec's own only.")
     product_limit: int = Field(400, ge=1, description="Try every one-word-per-label combination "
                                                       "when there are at most this many.")
 
@@ -50,8 +46,6 @@ class VerbalizerSearch(Strategy):
         o = self.options
         probe = o.probe_per_label * info.n_labels
         dev = info.dev_pass
-        if o.calibrations and "contextual" in o.calibrations and not info.calibration_calls:
-            dev += info.content_free  # the content-free inputs, for contextual calibration
         return Plan(min_calls=dev + probe + dev, lines=[
             f"baseline: {dev} calls (original words on {info.n_dev} dev examples)",
             f"probe: top-{o.top_k} next tokens on {probe} training examples ({probe} calls)",
