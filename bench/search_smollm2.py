@@ -50,7 +50,7 @@ SETTINGS.update({
                             "candidates": 6, "position": "prefix"}),
     "rl-400": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
                       "position": "prefix"}),
-    "propose-400": (4000, {**CAL, "mode": "template", "rounds": 6, "per_round": 4}),
+    "propose-400": (2000, {**CAL, "mode": "template", "rounds": 4, "per_round": 4}),
 })
 #: The final test evaluation: the first TEST_LIMIT examples of the fixed test split (the
 #: first round, to fit a loaded machine), or all of it (None).
