@@ -18,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
+from compare_runs import compare, read_jsonl  # bench/, beside this script
+
 
 def evaluate(backend_name: str, adapter: Path, spec_data: dict, limit: int | None) -> list[dict]:
     """The run's spec evaluated with `adapter` on `backend_name` through `eval.adapter` (the
@@ -29,15 +31,6 @@ def evaluate(backend_name: str, adapter: Path, spec_data: dict, limit: int | Non
                         "options": {"hf": {"device": "cpu"}} if backend_name == "hf" else {}},
             "eval": {**spec_data["eval"], "adapter": str(adapter), "limit": limit}}
     return Experiment.from_dict(data).run(progress=False).predictions
-
-
-def compare(name: str, reference: list[dict], rows: list[dict]) -> None:
-    ref = {r["id"]: r for r in reference}
-    same = sum(ref[r["id"]]["prediction"] == r["prediction"] for r in rows)
-    diff = max(abs(ref[r["id"]]["scores"][k] - v) for r in rows for k, v in r["scores"].items())
-    acc = sum(r["correct"] for r in rows) / len(rows)
-    print(f"{name}: same prediction on {same}/{len(rows)}; max |prob diff| {diff:.2e}; "
-          f"accuracy {acc:.4f}")
 
 
 def main() -> None:
@@ -58,7 +51,7 @@ def main() -> None:
     spec_data = drop_redacted(yaml.safe_load((run / "config.yaml").read_text()))
     source = manifest["backend"]
     target = "paddle" if source == "hf" else "hf"
-    reference = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x]
+    reference = read_jsonl(run / "predictions.jsonl")
     reference = reference[: args.limit or None]
     accuracy = sum(r["correct"] for r in reference) / len(reference)
     print(f"{run}: {source} {manifest['method']} adapter, {len(reference)} predictions, "

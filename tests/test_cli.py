@@ -3,6 +3,7 @@ the run directory, --resume after a kill, secrets never written."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,6 +224,21 @@ def test_eval_adapter_reproduces_the_trained_runs_predictions(tmp_path, toy_spec
     with Predictor.from_run(reused) as predictor:  # the run's eval.adapter, not the bare model
         got = predictor.predict([e.text for e in synthetic_examples()])
     assert [g["scores"] for g in got] == [r["scores"] for r in rows(reused)]
+    # an adapter passed to Predictor by hand: the same method adoption and base-model check
+    from unified_prompt.config import load_spec
+    from unified_prompt.errors import UserInputError
+
+    bare = load_spec(toy_spec, overrides=["finetune={method: none}"])
+    with Predictor.from_spec(bare, adapter=trained / "adapter") as predictor:
+        got = predictor.predict([e.text for e in synthetic_examples()])
+    assert [g["scores"] for g in got] == [r["scores"] for r in rows(reused)]
+    moved = tmp_path / "other-base"
+    shutil.copytree(trained / "adapter", moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["base_model"]["checksum"] = "0" * 16
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserInputError, match="trained on base model"):
+        Predictor.from_spec(bare, adapter=moved)
     metrics = json.loads((reused / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["train_seconds"] == 0.0
     assert metrics["trainable_params"] == json.loads((trained / "metrics.json").read_text())[

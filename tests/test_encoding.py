@@ -4,6 +4,7 @@ import pytest
 
 from unified_prompt.encoding import (
     SpecialIds,
+    check_triggers,
     encode_causal,
     encode_continuation,
     encode_masked,
@@ -77,3 +78,19 @@ def test_truncation_impossible_is_a_clear_error():
     r = Template("{soft:30} {mask}").render({})
     with pytest.raises(UserInputError, match="without any text to cut"):
         encode_causal(r, encode, CAUSAL, max_length=10)
+
+
+def test_trigger_ids_must_fill_each_soft_slot_exactly():
+    from types import SimpleNamespace
+
+    r = Template("{soft:2} {text} {mask}").render({"text": "x"})
+    items = [SimpleNamespace(prompt=r)]
+    check_triggers(items, {0: [5, 6]}, 10, encode)  # fits: nothing raised
+    with pytest.raises(UserInputError, match="soft slot 0 holds 2 tokens but 1"):
+        check_triggers(items, {0: [5]}, 10, encode)
+    with pytest.raises(UserInputError, match=r"soft slots \[1\], which the prompt"):
+        check_triggers(items, {0: [5, 6], 1: [7]}, 10, encode)
+    with pytest.raises(UserInputError, match="vocabulary ids"):
+        check_triggers(items, {0: [5, 10]}, 10, encode)
+    with pytest.raises(UserInputError, match="at least one example"):
+        check_triggers([], {0: [5, 6]}, 10, encode)

@@ -44,16 +44,19 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def spec_for_adapter(spec: ExperimentSpec) -> tuple[ExperimentSpec, dict[str, Any]]:
-    """The spec to evaluate eval.adapter with: its method settings shape the prompt (soft
-    tokens), so finetune.method none adopts the manifest's and another method must match."""
+def spec_for_adapter(spec: ExperimentSpec, path: str | Path | None = None
+                     ) -> tuple[ExperimentSpec, dict[str, Any]]:
+    """The spec to evaluate an adapter (`path`, else eval.adapter) with: its method settings
+    shape the prompt (soft tokens), so finetune.method none adopts the manifest's and
+    another method must match."""
     from unified_prompt.config import LOCAL_METHODS, build_spec
     from unified_prompt.errors import ConfigError
 
-    manifest = read_manifest(Path(str(spec.eval.adapter)))
+    where = Path(str(path if path is not None else spec.eval.adapter))
+    manifest = read_manifest(where)
     method = manifest.get("method")
     if method not in LOCAL_METHODS:
-        raise ConfigError(f"eval.adapter: {spec.eval.adapter} holds a {method!r} adapter; "
+        raise ConfigError(f"eval.adapter: {where} holds a {method!r} adapter; "
                           f"expected one of {', '.join(LOCAL_METHODS)}")
     if spec.finetune.method == "none":
         data = spec.model_dump(mode="json", exclude_none=True)
@@ -63,3 +66,15 @@ def spec_for_adapter(spec: ExperimentSpec) -> tuple[ExperimentSpec, dict[str, An
         raise ConfigError(f"eval.adapter: the adapter is {method!r} but finetune.method is "
                           f"{spec.finetune.method!r}; set finetune.method to none or {method}")
     return spec, manifest
+
+
+def check_base_model(manifest: dict[str, Any], checksum: str | None, model: str,
+                     adapter: str | Path) -> None:
+    """Refuse an adapter trained on another base model: it would load, and give silently
+    wrong numbers."""
+    trained_on = (manifest.get("base_model") or {}).get("checksum")
+    if trained_on and checksum and trained_on != checksum:
+        raise UserInputError(
+            f"eval.adapter: {adapter} was trained on base model "
+            f"{manifest['base_model'].get('name')!r} (checksum {trained_on[:12]}...), but "
+            f"backend.model {model!r} has checksum {checksum[:12]}...")

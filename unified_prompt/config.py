@@ -17,6 +17,8 @@ from unified_prompt.errors import ConfigError, TemplateError
 
 Split = Literal["train", "dev", "test"]
 Task = Literal["classification", "generation"]
+#: How label scores are calibrated (unified_prompt.prompts.calibration).
+CalibrationMethod = Literal["none", "contextual", "batch"]
 METHODS = ("none", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full", "hosted")
 
 
@@ -116,7 +118,7 @@ class DemoSpec(Strict):
 
 
 class CalibrationSpec(Strict):
-    method: Literal["none", "contextual", "batch"] = "none"
+    method: CalibrationMethod = "none"
     content_free: list[str] = Field(default_factory=lambda: ["N/A", "", "[MASK]"])
 
 

@@ -62,6 +62,29 @@ def soft_counts(prompt: Rendered, encode_text: EncodeText) -> dict[int, int]:
     return counts
 
 
+def check_triggers(items: Sequence, triggers: dict[int, list[int]], rows: int,
+                   encode_text: EncodeText) -> None:
+    """What every backend's token_gradients accepts: trigger ids inside the embedding
+    matrix, exactly one id per virtual token of each soft slot of every prompt."""
+    if not items:
+        raise UserInputError("token_gradients needs at least one example")
+    for slot, ids in triggers.items():
+        if not ids or any(not 0 <= int(i) < rows for i in ids):
+            raise UserInputError(f"trigger ids of soft slot {slot} must be vocabulary ids "
+                                 f"(0 to {rows - 1})")
+    for item in items:
+        counts = soft_counts(item.prompt, encode_text)
+        for slot, count in counts.items():
+            given = len(triggers.get(slot, []))
+            if given != count:
+                raise UserInputError(f"soft slot {slot} holds {count} tokens but {given} "
+                                     "trigger ids were given")
+        extra = sorted(set(triggers) - set(counts))
+        if extra:
+            raise UserInputError(f"trigger ids were given for soft slots {extra}, which the "
+                                 "prompt does not have")
+
+
 def _pieces(segments: Sequence, encode_text: EncodeText, counts: dict[int, int],
             n_masks: int, special: SpecialIds) -> list[tuple[str, list[int], int]]:
     """(kind, ids, slot) runs: kind is "text", "soft" or "mask"."""

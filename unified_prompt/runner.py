@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unified_prompt.adapters import spec_for_adapter, write_manifest
+from unified_prompt.adapters import MANIFEST, check_base_model, spec_for_adapter, write_manifest
 from unified_prompt.artifacts import (
     RunDir,
     atomic_dir,
@@ -363,17 +363,9 @@ class _Run:
         return result
 
     def _load_saved_adapter(self, backend: Backend, model: Any, info: Any) -> tuple[Any, int]:
-        """eval.adapter: the adapter applied to the loaded base model, after checking it was
-        trained on this base model (a wrong base gives silently wrong numbers otherwise)."""
-        from unified_prompt.errors import UserInputError
-
+        """eval.adapter: the adapter applied to the loaded base model it was trained on."""
         manifest = self.adapter_manifest or {}
-        trained_on = (manifest.get("base_model") or {}).get("checksum")
-        if trained_on and info.checksum and trained_on != info.checksum:
-            raise UserInputError(
-                f"eval.adapter: {self.spec.eval.adapter} was trained on base model "
-                f"{manifest['base_model'].get('name')!r} (checksum {trained_on[:12]}...), but "
-                f"backend.model {self.spec.backend.model!r} has checksum {info.checksum[:12]}...")
+        check_base_model(manifest, info.checksum, self.spec.backend.model, self.spec.eval.adapter)
         self.log("adapter", path=str(self.spec.eval.adapter), method=manifest.get("method"))
         return (backend.load_adapter(model, Path(str(self.spec.eval.adapter))),
                 int(manifest.get("trainable_params") or 0))
@@ -574,11 +566,14 @@ class Predictor:
 
     @classmethod
     def from_spec(cls, spec: ExperimentSpec, *, adapter: str | Path | None = None) -> Predictor:
-        """The spec's model with `adapter`, else with the spec's eval.adapter (as `run`
-        evaluates it: finetune.method none adopts the adapter's method settings)."""
+        """The spec's model with `adapter`, else with the spec's eval.adapter, as `run`
+        evaluates it: finetune.method none adopts the adapter's method settings, and an
+        adapter trained on another base model is refused."""
         if adapter is None and spec.eval.adapter:
-            spec, _ = spec_for_adapter(spec)
             adapter = spec.eval.adapter
+        manifest = None
+        if adapter is not None and (Path(adapter) / MANIFEST).exists():
+            spec, manifest = spec_for_adapter(spec, adapter)
         pool: list[Example] = []
         if spec.prompt.demonstrations.k:
             pool = load_splits(spec.data, spec.task, spec.seed).train
@@ -586,6 +581,9 @@ class Predictor:
         backend = create_backend(spec.backend.name, spec.backend.options_for())
         model = backend.load_model(spec.backend.model)
         if adapter is not None:
+            if manifest is not None:
+                check_base_model(manifest, backend.model_info(model).checksum,
+                                 spec.backend.model, adapter)
             model = backend.load_adapter(model, Path(adapter))
         return cls(spec, backend, model, builder)
 

@@ -127,6 +127,11 @@ def test_dry_run_estimates_and_spends_nothing(server, tmp_path):
     plan = Experiment.from_dict(hosted).run(dry_run=True).plan
     assert plan["training_tokens"] > 0 and plan["training_cost_usd"] > 0
     assert plan["cost_usd"] == pytest.approx(plan["training_cost_usd"] + plan["eval_cost_usd"])
+    five = kit.run_spec(files, model="gpt-4o-mini", options=kit.backend_options(server),
+                        finetune={"method": "hosted", "n_epochs": 5})
+    plan5 = Experiment.from_dict(five).run(dry_run=True).plan  # the spec's epochs reach it
+    assert plan5["training_epochs_assumed"] == 5 and plan["training_epochs_assumed"] == 3
+    assert plan5["training_tokens"] * 3 == plan["training_tokens"] * 5
     assert len(server.log) == before, "a dry run sends nothing"
 
 

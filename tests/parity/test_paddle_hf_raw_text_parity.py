@@ -7,44 +7,21 @@ AutoPrompt's first-order swap scores agree.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
+from unified_prompt_paddle.tiny import tiny_model  # installed: conftest skips otherwise
 
 from unified_prompt.backend import GenerationParams
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.testing.conformance import BackendConformance, synthetic_examples
-from unified_prompt.testing.tiny import tiny_model as core_tiny
-
-for _dist in ("unified_prompt_hf", "unified_prompt_paddle", "paddle", "torch"):
-    if importlib.util.find_spec(_dist) is None:
-        pytest.skip(f"cross-framework parity needs {_dist} (install the hf and paddle backends)",
-                    allow_module_level=True)
 
 TEXTS = ["Review: a fine film\nSentiment: good", "Sentiment:  差 absolutely wonderful  \n\n x",
          "é😀 ok", "a"]
 
 
-def tiny_model(kind: str):
-    from unified_prompt_paddle.tiny import tiny_model as paddle_tiny
-
-    return core_tiny(kind) if kind in ("llama", "bert") else paddle_tiny(kind)  # type: ignore
-
-
 class Spec(BackendConformance):
     backend_name = "paddle"
-
-
-@pytest.fixture(scope="module")
-def backends():
-    from unified_prompt.registry import create_backend
-
-    pair = create_backend("hf", {"device": "cpu"}), create_backend("paddle")
-    yield pair
-    for b in pair:
-        b.close()
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])

@@ -106,5 +106,6 @@ def test_calibration_choices_share_one_dev_pass(counting_task, tmp_path, extra_b
     assert len(prompts) == 3  # the original and two random demonstration sets
     assert sorted(r["calibration"] for r in dev_rows) == sorted(["none", "batch", "contextual"] * 3)
     assert result.usage["search"]["calls"] == 3 * (12 + 3)  # dev pass + 3 content-free
-    assert result.best.calibration in ("none", "batch", "contextual")
+    top = max(dev_rows, key=lambda r: (r["margin"], r["accuracy"]))  # select_by: margin
+    assert {k: top.get(k) for k in result.best.to_dict()} == result.best.to_dict()
     assert counting.calls == result.usage["search"]["calls"] + result.usage["final"]["calls"]

@@ -60,14 +60,13 @@ class Candidate:
                          self.calibration if calibration is None else calibration,
                          self.origin if origin is None else origin)
 
+    def prompt_key(self) -> str:
+        """Identity of what is sent to the model: one dev pass serves every calibration."""
+        return json.dumps([self.template, self.words, self.demos.to_dict() if self.demos else None])
+
     def key(self) -> str:
         """Identity for caching scores: the same candidate is never paid for twice."""
-        return json.dumps([self.template, self.words, self.demos.to_dict() if self.demos else None,
-                           self.calibration])
-
-    def prompt_key(self) -> str:
-        """Identity of what is sent to the model: the key without the calibration."""
-        return json.dumps([self.template, self.words, self.demos.to_dict() if self.demos else None])
+        return json.dumps([self.prompt_key(), self.calibration])
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"template": self.template, "verbalizer": self.verbalizer}

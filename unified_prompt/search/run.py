@@ -115,8 +115,7 @@ class _Search:
         dev, test = self.dev_examples(splits), self.test_examples(splits)
         info = PlanInput(n_dev=len(dev), n_train=len(splits.train),
                          n_labels=len(builder.verbalizer.labels), calibration_calls=cal,
-                         budget_calls=self.budget.calls,
-                         content_free=len(spec.prompt.calibration.content_free))
+                         budget_calls=self.budget.calls)
         plan = self.strategy.plan(info)
         pricer = Pricer(backend, spec.backend.model)
         dev_pass = pricer.score(builder.render(dev), n_words)

@@ -39,7 +39,13 @@ from unified_prompt.backend import (
     TrainSetup,
 )
 from unified_prompt.decoding import plain_chat
-from unified_prompt.encoding import SpecialIds, encode_causal, encode_continuation, soft_counts
+from unified_prompt.encoding import (
+    SpecialIds,
+    check_triggers,
+    encode_causal,
+    encode_continuation,
+    soft_counts,
+)
 from unified_prompt.errors import CapabilityError, ModelNotFoundError, UserInputError
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.verbalizer import WordScores
@@ -313,12 +319,7 @@ class FakeBackend(Backend):
         work = model.copy()
         for slot, ids in triggers.items():
             work.soft[slot] = model.E[np.asarray(ids, dtype=int)].copy()
-        encode = lambda t: self._tokens(model, t)  # noqa: E731
-        for item in items[:1]:
-            for slot, count in soft_counts(item.prompt, encode).items():
-                if len(triggers.get(slot, [])) != count:
-                    raise UserInputError(f"soft slot {slot} holds {count} tokens but "
-                                         f"{len(triggers.get(slot, []))} trigger ids were given")
+        check_triggers(items, triggers, len(model.E), lambda t: self._tokens(model, t))
         session = FakeSession.__new__(FakeSession)
         session.backend, session.model, session.setup = self, work, setup
         session.method = "prompt_tuning"

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from unified_prompt.backend import TrainItem, TrainSetup
-from unified_prompt.encoding import soft_counts
-from unified_prompt.errors import UserInputError
+from unified_prompt.encoding import check_triggers
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.losses import batch_loss
 from unified_prompt_hf.soft import SoftPrompts, SoftSlot
@@ -42,28 +41,12 @@ def tokenize(handle: HFModel, text: str) -> list[int]:
     return list(handle.codec.encode_text(text))
 
 
-def _check(handle: HFModel, items: Sequence[TrainItem], triggers: dict[int, list[int]],
-           rows: int) -> None:
-    if not items:
-        raise UserInputError("token_gradients needs at least one example")
-    for slot, ids in triggers.items():
-        if not ids or any(not 0 <= int(i) < rows for i in ids):
-            raise UserInputError(f"trigger ids of soft slot {slot} must be vocabulary ids "
-                                 f"(0 to {rows - 1})")
-    for item in items:
-        for slot, count in soft_counts(item.prompt, handle.codec.encode_text).items():
-            given = len(triggers.get(slot, []))
-            if given != count:
-                raise UserInputError(f"soft slot {slot} holds {count} tokens but {given} "
-                                     "trigger ids were given")
-
-
 def token_gradients(handle: HFModel, items: Sequence[TrainItem], setup: TrainSetup,
                     triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
     """g @ E.T per slot: (len(triggers[s]), vocabulary rows), float32; g is the gradient of
     the mean training loss with respect to the slot's trigger embeddings."""
     weight = handle.module.get_input_embeddings().weight
-    _check(handle, items, triggers, int(weight.shape[0]))
+    check_triggers(items, triggers, int(weight.shape[0]), handle.codec.encode_text)
     tables = {slot: torch.nn.Embedding.from_pretrained(
         weight[torch.tensor([int(i) for i in ids], device=weight.device)].detach().float(),
         freeze=False) for slot, ids in sorted(triggers.items())}

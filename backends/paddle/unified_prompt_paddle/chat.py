@@ -20,30 +20,19 @@ from typing import Any
 from unified_prompt.decoding import plain_chat
 from unified_prompt.errors import UserInputError
 from unified_prompt_paddle.handle import PaddleModel
+from unified_prompt_paddle.tokenizer import read_json_if_any, special_config, special_text
 
 SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
                  "mask_token", "additional_special_tokens")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _special_text(value: Any) -> Any:
-    if isinstance(value, dict):
-        return value.get("content")
-    if isinstance(value, list):
-        return [_special_text(v) for v in value]
-    return value
 
 
 @lru_cache(maxsize=8)
 def find_template(folder: Path) -> tuple[str | None, dict[str, Any]]:
     """The folder's default chat template (None without one) and the special tokens, read
     once per model folder (a server renders every chat request with them)."""
-    config = _read_json(folder / "tokenizer_config.json")
-    special = {**_read_json(folder / "special_tokens_map.json"), **config}
-    tokens = {k: _special_text(special[k]) for k in SPECIAL_NAMES if special.get(k) is not None}
+    config = read_json_if_any(folder / "tokenizer_config.json")
+    special = special_config(folder)
+    tokens = {k: special_text(special[k]) for k in SPECIAL_NAMES if special.get(k) is not None}
     file = folder / "chat_template.jinja"
     if file.is_file():
         return file.read_text(encoding="utf-8"), tokens

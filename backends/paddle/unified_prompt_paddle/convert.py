@@ -12,13 +12,12 @@ adapter gives the same predictions as the original.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-from unified_prompt.adapters import MANIFEST
-from unified_prompt.artifacts import atomic_dir, read_json
+from unified_prompt.adapters import MANIFEST, read_manifest
+from unified_prompt.artifacts import atomic_dir, atomic_write_json, read_json
 from unified_prompt.errors import UserInputError
 from unified_prompt_paddle import hf_format, paddle_format
 from unified_prompt_paddle.adapter_data import AdapterData
@@ -36,8 +35,8 @@ def detect_format(path: Path) -> Target:
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
-    file = path / MANIFEST
-    return read_json(file) if file.exists() else None
+    """The source's manifest, checked as every adapter's is; PEFT folders may have none."""
+    return read_manifest(path) if (path / MANIFEST).exists() else None
 
 
 def base_folder(src: Path, model: str | Path | None, manifest: dict[str, Any] | None) -> Path:
@@ -94,5 +93,5 @@ def convert_adapter(src: str | Path, dst: str | Path, to: Target, *,
             out["backend"] = to
             out["converted_from"] = {"backend": manifest.get("backend", detect_format(src)),
                                      "path": str(src), "at": time.time()}
-            (tmp / MANIFEST).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+            atomic_write_json(tmp / MANIFEST, out)
     return dst

@@ -80,13 +80,13 @@ class Decoded:
 
 
 def decode_causal(model: PaddleModel, enc: Sequence[Encoded], params: GenerationParams,
-                  stopped: Callable[[int, list[int]], bool], *, logprobs: bool = False,
+                  stopped: Callable[[list[int]], bool], *, logprobs: bool = False,
                   top_k: int = 0) -> list[Decoded]:
     """Greedy or sampled continuation of encoded contexts on a key/value cache.
 
     Rows are right-padded; each new token goes after every row's context (the mask skips
-    the padding, positions continue each row's own count). `stopped(i, ids)` says whether
-    row i's tokens so far end it; an end token ends a row without being kept.
+    the padding, positions continue each row's own count). `stopped(ids)` says whether a
+    row's tokens so far end it; an end token ends a row without being kept.
     """
     pd = paddle()
     tok = model.tokenizer
@@ -112,9 +112,8 @@ def decode_causal(model: PaddleModel, enc: Sequence[Encoded], params: Generation
                 row.ids.append(token)
                 if logp is not None:
                     row.logprobs.append(float(logp[i, token]))
-                    best = np.argsort(-logp[i], kind="stable")[:top_k]
-                    row.top.append([(int(t), float(logp[i, t])) for t in best])
-                row.ended = done[i] = stopped(int(i), row.ids)
+                    row.top.append(_top(logp[i], top_k))
+                row.ended = done[i] = stopped(row.ids)
             if done.all() or step == params.max_new_tokens - 1:
                 break
             mask = np.concatenate([mask, np.ones((b, 1), np.int64)], axis=1)
@@ -123,6 +122,16 @@ def decode_causal(model: PaddleModel, enc: Sequence[Encoded], params: Generation
                                 past=cache, use_cache=True)
             logits = head(model, hidden[:, 0])
     return out
+
+
+def _top(logp: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k most likely tokens, best first (ties by id): a partition, not a full-vocabulary
+    sort, since this runs for every generated token."""
+    if k <= 0:
+        return []
+    part = np.argpartition(-logp, k - 1)[:k] if k < len(logp) else np.arange(len(logp))
+    best = part[np.lexsort((part, -logp[part]))]
+    return [(int(t), float(logp[t])) for t in best]
 
 
 def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
@@ -135,7 +144,7 @@ def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
     enc = [encode_causal(p, encode, tok.special, max_length=prompt_budget(model),
                          reserve=params.max_new_tokens) for p in prompts]
     out = decode_causal(model, enc, params,
-                        lambda _, ids: any(s in tok.decode(ids) for s in stops))
+                        lambda ids: any(s in tok.decode(ids) for s in stops))
     return [finish(tok.decode(d.ids), p, params.stop) for d, p in zip(out, prompts, strict=True)]
 
 

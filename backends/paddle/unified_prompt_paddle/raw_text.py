@@ -125,7 +125,7 @@ def generate_text(model: PaddleModel, texts: Sequence[str], params: GenerationPa
     for i, p in enumerate(prompts):  # one row at a time: see the docstring
         write = anchored(tok.decode, p.ids[-1:])
 
-        def stopped(_: int, ids: list[int], write=write) -> bool:
+        def stopped(ids: list[int], write=write) -> bool:
             return bool(stops) and first_stop(write(ids), stops) is not None
 
         seed = None if params.seed is None else params.seed + i  # n samples of one prompt differ

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from unified_prompt.backend import TrainItem, TrainSetup
-from unified_prompt.encoding import soft_counts
-from unified_prompt.errors import UserInputError
+from unified_prompt.encoding import check_triggers
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.losses import batch_loss
 from unified_prompt_paddle.runtime import paddle, to_tensor
@@ -29,30 +28,14 @@ def vocabulary(model: PaddleModel) -> list[str]:
     return [*texts, *([""] * (rows - len(texts)))]
 
 
-def _check_slots(model: PaddleModel, items: Sequence[TrainItem],
-                 triggers: dict[int, list[int]]) -> None:
-    rows = int(model.net.get_input_embeddings().weight.shape[0])
-    for slot, ids in triggers.items():
-        if not ids or any(not 0 <= int(i) < rows for i in ids):
-            raise UserInputError(f"trigger ids of slot {slot} must be 1+ ids below {rows}")
-    for item in items:
-        counts = soft_counts(item.prompt, model.tokenizer.encode_text)
-        wanted = {s: len(ids) for s, ids in triggers.items()}
-        if counts != wanted:
-            raise UserInputError(f"the prompt's soft slots {counts} (slot: tokens) do not match "
-                                 f"the triggers {wanted}")
-
-
 def token_gradients(model: PaddleModel, items: Sequence[TrainItem], setup: TrainSetup,
                     triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
     """{slot: (len(triggers[slot]), vocab) = dLoss/d(trigger embeddings) @ E.T}."""
     from unified_prompt_paddle.methods.soft import SoftPrompts
 
     pd = paddle()
-    if not items:
-        raise UserInputError("token gradients need at least one training example")
-    _check_slots(model, items, triggers)
     embedding = model.net.get_input_embeddings().weight  # (vocab, hidden)
+    check_triggers(items, triggers, int(embedding.shape[0]), model.tokenizer.encode_text)
     rows = {s: pd.index_select(embedding, to_tensor(np.asarray(ids, np.int64))).numpy()
             for s, ids in triggers.items()}
     soft = SoftPrompts({s: len(ids) for s, ids in triggers.items()}, model.hidden_size,

@@ -17,15 +17,29 @@ from unified_prompt.encoding import SpecialIds
 from unified_prompt.errors import ModelNotFoundError
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_if_any(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _token_text(value: Any) -> str | None:
-    """Special tokens are strings or {"content": ...} dicts in tokenizer_config.json."""
+def special_config(folder: Path) -> dict[str, Any]:
+    """tokenizer_config.json over special_tokens_map.json, as transformers merges them."""
+    return {**read_json_if_any(folder / "special_tokens_map.json"),
+            **read_json_if_any(folder / "tokenizer_config.json")}
+
+
+def special_text(value: Any) -> Any:
+    """Special tokens are strings or {"content": ...} dicts (lists of them for
+    additional_special_tokens)."""
     if isinstance(value, dict):
         return value.get("content")
-    return value if isinstance(value, str) else None
+    if isinstance(value, list):
+        return [special_text(v) for v in value]
+    return value
+
+
+def _token_text(value: Any) -> str | None:
+    text = special_text(value)
+    return text if isinstance(text, str) else None
 
 
 @dataclass
@@ -69,8 +83,7 @@ def load_tokenizer(folder: Path, model_config: dict[str, Any]) -> TextTokenizer:
     tok = Tokenizer.from_file(str(path))
     tok.no_truncation()
     tok.no_padding()
-    cfg = {**_read_json(folder / "special_tokens_map.json"),
-           **_read_json(folder / "tokenizer_config.json")}
+    cfg = special_config(folder)
 
     def token_id(name: str, config_key: str | None = None) -> int | None:
         text = _token_text(cfg.get(name))

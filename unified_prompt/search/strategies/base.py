@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from unified_prompt.backend import validate_options
+from unified_prompt.config import CalibrationMethod
 
 if TYPE_CHECKING:
     from unified_prompt.backend import Backend
@@ -34,7 +35,7 @@ class StrategyOptions(BaseModel):
         "margin", description="What makes a candidate best on dev: the mean log-probability "
         "of the gold label (then accuracy), or accuracy (then that). One dev example moves "
         "accuracy by 1/n, so with a few hundred examples accuracy picks noise.")
-    calibrations: list[Literal["none", "contextual", "batch"]] | None = Field(
+    calibrations: list[CalibrationMethod] | None = Field(
         None, description="Also choose the calibration of the label scores among these: each "
         "candidate is scored under each (none and batch from the same label scores, at no "
         "further calls; contextual adds the content-free inputs' calls). Default: the spec's "
@@ -59,7 +60,6 @@ class PlanInput:
     n_labels: int
     calibration_calls: int
     budget_calls: int
-    content_free: int = 3
 
     @property
     def dev_pass(self) -> int:

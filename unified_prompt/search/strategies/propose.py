@@ -62,26 +62,26 @@ class ProposeOptions(StrategyOptions):
 def instruction_candidate(base: Candidate, text: str) -> Candidate | None:
     """What a proposal means: a whole template when it has the base template's slots,
     else an instruction written above the base template. None when it is empty."""
-    line = next((x.strip() for x in text.strip().splitlines() if x.strip()), "")
-    line = _PREFIX.sub("", line).strip().strip("\"'`").strip()[:300]
+    line = _first_line(_PREFIX.sub("", text.strip()))
     if not line:
         return None
-    base_t = Template(base.template)
-    if "{mask}" in line and all("{" + f + "}" in line for f in base_t.fields):
-        try:
-            if Template(line).has_mask:
-                return base.with_(template=line, origin="propose:template")
-        except TemplateError:
-            pass
+    whole = template_candidate(base, line)
+    if whole is not None:
+        return whole
     escaped = line.replace("{", "{{").replace("}", "}}")
     return base.with_(template=f"{escaped}\n{base.template}", origin="propose:instruction")
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of a proposal, without quotes, at most 300 characters."""
+    line = next((x.strip() for x in text.strip().splitlines() if x.strip()), "")
+    return line.strip("\"'`").strip()[:300]
 
 
 def template_candidate(base: Candidate, text: str) -> Candidate | None:
     """A proposed whole template (one line, "\\n" for line breaks), or None when it lacks
     the base template's fields or its mask, or does not parse."""
-    line = next((x.strip() for x in text.strip().splitlines() if x.strip()), "")
-    line = line.strip().strip("\"'`").strip()[:300].replace("\\n", "\n")
+    line = _first_line(text).replace("\\n", "\n")
     fields = Template(base.template).fields
     if "{mask}" not in line or not all("{" + f + "}" in line for f in fields):
         return None

@@ -118,16 +118,14 @@ class VerbalizerSearch(Strategy):
         units = {label: [tuple(original[label])] + [(w,) for w in found[label]]
                  for label in original}
         pool = list(dict.fromkeys(w for us in units.values() for u in us for w in u))
-        methods = o.calibrations or [None]
         ws, ref = ctx.objective.word_scores(base, pool, ctx.dev,
-                                            contextual="contextual" in methods)
+                                            contextual="contextual" in ctx.calibrations)
         labels = list(original)
 
         def consider(choice: tuple[tuple[str, ...], ...], origin: str) -> tuple[float, float]:
             words = tuple((label, ws_) for label, ws_ in zip(labels, choice, strict=False))
             best_value = (-np.inf, -np.inf)
-            for method in methods:
-                cand = base.with_(words=words, calibration=method, origin=origin)
+            for cand in ctx.variants(base.with_(words=words, origin=origin)):
                 key = cand.key()
                 if key not in tried:
                     score = ctx.objective.verbalizer_score(cand, pool, ws, ref, ctx.dev)
