@@ -51,6 +51,8 @@ SETTINGS.update({
     "rl-400": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
                       "position": "prefix"}),
     "propose-400": (2000, {**CAL, "mode": "template", "rounds": 4, "per_round": 4}),
+    "propose-segments-400": (4000, {**CAL, "mode": "segments", "rounds": 8, "per_round": 6,
+                                    "proposer": {"max_new_tokens": 16}}),
 })
 #: The final test evaluation: the first TEST_LIMIT examples of the fixed test split (the
 #: first round, to fit a loaded machine), or all of it (None).
@@ -62,8 +64,11 @@ def test_limit(name: str) -> int | None:
 
 
 def cli_line(strategy: str, budget: int, options: dict, out: Path, limit: int | None) -> str:
+    flat = {f"{k}.{sub}" if isinstance(v, dict) else k: (w if isinstance(v, dict) else v)
+            for k, v in options.items() for sub, w in (v.items() if isinstance(v, dict)
+                                                       else [(None, v)])}
     opts = " ".join(f"-o '{k}={json.dumps(v) if isinstance(v, list) else v}'"
-                    for k, v in options.items())
+                    for k, v in flat.items())
     sets = f" --set eval.limit={limit}" if limit else ""
     return (f"nice -n 10 unified-prompt search examples/sentiment.yaml --strategy {strategy} "
             f"--budget {budget}{sets} {opts} --out {out}")

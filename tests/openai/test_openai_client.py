@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from unified_prompt_openai.client.accounting import Accounting, PriceTable
+from unified_prompt_openai.client.cache import ResponseCache, cacheable, request_key
 from unified_prompt_openai.client.ratelimit import parse_reset
 from unified_prompt_openai.client.redact import public_url, scrub
 from unified_prompt_openai.client.retry import retry_after_seconds
@@ -94,6 +95,23 @@ def test_echo_parsing_sums_the_word_tokens_only():
                                        "text_offset": [0, 6, 7, 12, 13, 22, 23, 34]}}
     result = parse_echo({"choices": [choice]}, len(prefix), 1)
     assert result.logprob == [-4.25] and result.n_tokens == [2]
+
+
+def test_response_cache_keys_by_host_and_body_and_checks_presence_without_reading(tmp_path):
+    body = {"model": "m", "prompt": "Hi", "temperature": 0}
+    key = request_key("http://a", "/v1/completions", body)
+    assert key != request_key("http://b", "/v1/completions", body)
+    assert key != request_key("http://a", "/v1/completions", {**body, "prompt": "Ho"})
+    assert cacheable(body) and not cacheable({**body, "temperature": 0.7})
+    assert not cacheable({**body, "n": 2}) and not cacheable({**body, "stream": True})
+    cache = ResponseCache(tmp_path)
+    assert not cache.contains(key) and cache.get(key) is None
+    cache.put(key, {"choices": [{"text": " ok"}]})
+    assert cache.contains(key) and cache.get(key) == {"choices": [{"text": " ok"}]}
+    cache.close()
+    reopened = ResponseCache(tmp_path)  # on disk: a re-run finds it
+    assert reopened.contains(key)
+    reopened.close()
 
 
 def test_keys_are_scrubbed_from_text_and_urls():

@@ -69,6 +69,9 @@ class ScriptedProposer(FakeBackend):
         out = []
         for n, prompt in enumerate(prompts):
             text = prompt.segments[0].text
+            if text.endswith('scores higher: "'):  # mode: segments
+                out.append(self._segment(text, np.random.default_rng([params.seed or 0, n])))
+                continue
             if "\nTemplate: " in text:  # mode: template
                 out.append(self._template(text, np.random.default_rng([params.seed or 0, n])))
                 continue
@@ -84,6 +87,19 @@ class ScriptedProposer(FakeBackend):
                 words[int(rng.integers(3))] = str(rng.choice(PROPOSER_WORDS))
             out.append(" ".join(words) + "\nsomething after the first line")
         return out
+
+    @staticmethod
+    def _segment(text: str, rng: np.random.Generator) -> str:
+        """The best wording shown ("words" score, worst to best) with one word of a
+        three-word wording changed, or three words written, closing the open quote."""
+        shown = [line[1:line.index('"', 1)] for line in text.splitlines()
+                 if line.startswith('"') and line.count('"') >= 2]
+        words = shown[-1].rstrip(":").split() if shown else []
+        if len(words) == 3 and all(w in PROPOSER_WORDS for w in words):
+            words[int(rng.integers(3))] = str(rng.choice(PROPOSER_WORDS))
+        else:
+            words = list(rng.choice(PROPOSER_WORDS, size=3))
+        return " ".join(words) + ':" 99\nanother line'
 
     @staticmethod
     def _template(text: str, rng: np.random.Generator) -> str:

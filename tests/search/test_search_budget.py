@@ -18,6 +18,9 @@ OPTIONS = {
 }
 #: The largest unit of work each strategy sends at once with OPTIONS (for "stops exactly").
 UNIT = {"verbalizer": 12, "propose": 12, "rl": 12, "gradient": 12, "demos": 12}
+#: What each strategy reports besides its candidates (result.extras).
+EXTRAS = {"verbalizer": "probe", "propose": "proposer", "rl": "rl", "gradient": "gradient",
+          "demos": "demo_pool"}
 
 
 @pytest.fixture
@@ -44,6 +47,7 @@ def test_search_stops_exactly_at_its_call_budget(counting_task, strategy, tmp_pa
     assert final in (n, 2 * n)  # original and best on the test split, once each
     rows = result.rows
     assert all(r["calls"] <= budget for r in rows)
+    assert EXTRAS[strategy] in result.extras  # a budget stop keeps what the strategy reports
 
 
 def test_token_budget_stops_the_search(counting_task, tmp_path, extra_backends):

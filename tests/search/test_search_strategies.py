@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from unified_prompt.search import run_search
 from unified_prompt.testing.fake import FakeBackend
 
@@ -79,6 +81,59 @@ def test_propose_in_template_mode_rewrites_whole_templates(make_task, tmp_path,
     rows = [r for r in result.rows if r.get("round")]
     assert rows and all(r["origin"] == "propose:template" for r in rows)
     assert result.extras["proposer"]["rejected"] == []
+
+
+def test_propose_in_segments_mode_rewrites_the_templates_own_wording(make_task, tmp_path,
+                                                                   extra_backends):
+    spec = make_task({"template": "heavy summer camera: {text}\nSentiment: {mask}"})
+    result = run_search(spec, strategy="propose", budget=2500, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "rounds": 16, "per_round": 3,
+                                 "mode": "segments", "proposer": {"backend": "scripted"}})
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
+    assert result.dev["best"]["accuracy"] >= 0.9
+    assert result.best.origin == "propose:segment"
+    # only the wording changed: the slots and the whitespace around the words stay put
+    assert re.fullmatch(r"[a-z]+ [a-z]+ [a-z]+: \{text\}\n[^{}\n]+: \{mask\}",
+                        result.best.template), result.best.template
+    rows = [r for r in result.rows if r.get("round")]
+    assert {r["segment"] for r in rows} == {"before each text input",
+                                            "between the text input and the label"}
+    assert result.extras["proposer"]["rejected"] == []
+
+
+def test_segments_are_the_wording_before_each_field_and_the_mask():
+    from unified_prompt.search.candidate import Candidate
+    from unified_prompt.search.strategies.propose import segment_candidate, template_segments
+
+    template = "Review: {text}\nSentiment: {mask} (end)"
+    assert template_segments(template) == [(0, "before each text input"),
+                                           (2, "between the text input and the label")]
+    assert template_segments("{text} {mask}") == []  # no words to rewrite
+    base = Candidate(template, (("positive", ("good",)), ("negative", ("bad",))))
+    cand = segment_candidate(base, 2, ' "Overall verdict:" 81.0\nmore')
+    assert cand is not None and cand.template == "Review: {text}\nOverall verdict: {mask} (end)"
+    movie = segment_candidate(base, 0, 'Movie review:" 80')  # the open quote it continues
+    assert movie is not None and movie.template == "Movie review: {text}\nSentiment: {mask} (end)"
+    copied = segment_candidate(base, 0, "Film review: 80.5")  # the score is not wording
+    assert copied is not None and copied.template.startswith("Film review: {text}")
+    assert segment_candidate(base, 0, '"') is None  # empty
+    assert segment_candidate(base, 0, "a {mask} here") is None  # a slot
+    assert segment_candidate(base, 0, "x" * 81) is None  # not a heading
+
+
+def test_segments_mode_takes_no_seed_instructions_and_needs_wording(make_task, tmp_path,
+                                                                    extra_backends):
+    import pytest
+
+    from unified_prompt.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="seed_instructions"):
+        run_search(make_task({}), strategy="propose", budget=500,
+                   options={"mode": "segments", "seed_instructions": ["Be kind."]})
+    spec = make_task({}, {"template": "{text} {mask}"})
+    with pytest.raises(UserInputError, match="no wording"):
+        run_search(spec, strategy="propose", budget=500, options={
+            "mode": "segments", "dev_limit": 8, "proposer": {"backend": "scripted"}})
 
 
 def test_demos_search_finds_a_better_demonstration_set(make_task, tmp_path):

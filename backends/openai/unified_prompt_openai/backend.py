@@ -271,7 +271,7 @@ class OpenAIBackend(Backend):
         transport = self.transport
         transport.fatal = None  # a quota error halts one evaluation, not the instance
         todo = [i for i, body in enumerate(bodies)
-                if transport.cached(transport.cache_key(api, body)) is None]
+                if not transport.is_cached(transport.cache_key(api, body))]
         if todo:
             prices = self.accounting.prices
             model = str(bodies[0].get("model"))

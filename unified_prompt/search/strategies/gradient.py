@@ -123,7 +123,8 @@ class GradientSearch(Strategy):
             return [vocab[i] for _, ids in sorted(trig.items()) for i in ids]
 
         current = candidate(triggers)
-        ctx.consider(current, iteration=0, triggers=shown(triggers))
+        ctx.extras["gradient"] = {"triggers": shown(triggers)}  # kept up to date: the
+        ctx.consider(current, iteration=0, triggers=shown(triggers))  # budget may end it
         for it in range(1, o.iterations + 1):
             items = builder.train_items(ctx.sample(ctx.train, o.batch))
             ctx.meter.charge(ctx.objective.pricer.score([i.prompt for i in items],
@@ -147,5 +148,5 @@ class GradientSearch(Strategy):
             if best_trig is not None:
                 triggers = best_trig
                 current = candidate(triggers)
+                ctx.extras["gradient"] = {"triggers": shown(triggers)}
                 ctx.consider(current, iteration=it, triggers=shown(triggers))
-        ctx.extras["gradient"] = {"triggers": shown(triggers)}

@@ -7,20 +7,27 @@ writes has the template's slots). With `mode: template` it is shown earlier whol
 and asked for a new one: a small proposer that cannot write a useful instruction still
 rewrites a template it is shown. Each proposal is scored on the dev objective by the
 target; the best ones are shown again in the next round, so proposals are refined.
+With `mode: segments` it rewrites one piece of the template's own wording at a time (the
+words before the input, the words before the label), continuing a list of earlier versions
+with their accuracy: what a proposer too small to keep `{text}` and `{mask}` in place can
+still do, and every proposal is a valid template.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unified_prompt.backend import GenerationParams
-from unified_prompt.errors import TemplateError
+from unified_prompt.errors import TemplateError, UserInputError
 from unified_prompt.prompts.segments import Mask, Rendered, Text
-from unified_prompt.prompts.template import Template
+from unified_prompt.prompts.template import FieldSlot, MaskSlot, Template
 from unified_prompt.search.budget import Pricer
+from unified_prompt.search.slots import write_parts
 from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
 
 if TYPE_CHECKING:
@@ -46,10 +53,12 @@ class ProposerSpec(BaseModel):
 
 
 class ProposeOptions(StrategyOptions):
-    mode: Literal["instruction", "template"] = Field(
+    mode: Literal["instruction", "template", "segments"] = Field(
         "instruction", description="What the proposer writes: an instruction put above the "
-        "template, or a whole template (one line, \\n for line breaks, with the template's "
-        "fields and {mask}; a proposal without them is skipped).")
+        "template; a whole template (one line, \\n for line breaks, with the template's "
+        "fields and {mask}; a proposal without them is skipped); or new wording for one "
+        "piece of the template's text at a time (segments: the words before each field "
+        "and before the mask, taken in turn).")
     rounds: int = Field(4, ge=1)
     per_round: int = Field(4, ge=1, description="Proposals per round (one proposer call each).")
     show_examples: int = Field(4, ge=1, description="Training examples in each meta-prompt.")
@@ -57,6 +66,13 @@ class ProposeOptions(StrategyOptions):
     seed_instructions: list[str] = Field(default_factory=list,
                                          description="Hand-written instructions scored first.")
     proposer: ProposerSpec = Field(default_factory=ProposerSpec)
+
+    @model_validator(mode="after")
+    def _seeds_need_instructions(self) -> ProposeOptions:
+        if self.seed_instructions and self.mode == "segments":
+            raise ValueError("seed_instructions are instructions or templates; mode segments "
+                             "rewrites the template's own wording and takes none")
+        return self
 
 
 def instruction_candidate(base: Candidate, text: str) -> Candidate | None:
@@ -92,6 +108,65 @@ def template_candidate(base: Candidate, text: str) -> Candidate | None:
     if not template.has_mask or set(template.fields) != set(fields):
         return None
     return base.with_(template=line, origin="propose:template")
+
+
+_SCORE_AFTER = re.compile(r"\s+\(?\d+(\.\d+)?%?\)?$")
+#: A proposed segment: one line of ordinary text, no slots, not too long to be a heading.
+_SEGMENT_MAX = 80
+
+
+def template_segments(template: str) -> list[tuple[int, str]]:
+    """(part index, where) of each piece of literal wording before the mask: the text
+    just before a field or before the mask, when it has a letter in it."""
+    parts = Template(template).parts
+    out = []
+    for i, part in enumerate(parts):
+        if not isinstance(part, str) or not any(c.isalpha() for c in part):
+            continue
+        after = parts[i + 1] if i + 1 < len(parts) else None
+        if isinstance(after, FieldSlot):
+            out.append((i, f"before each {after.name} input"))
+        elif isinstance(after, MaskSlot):
+            before = parts[i - 1] if i > 0 else None
+            shown = f"the {before.name} input and " if isinstance(before, FieldSlot) else ""
+            out.append((i, f"between {shown}the label"))
+    return out
+
+
+def segment_core(text: str) -> tuple[str, str, str]:
+    """(leading whitespace, the words, trailing whitespace): only the words are rewritten."""
+    core = text.strip()
+    if not core:
+        return text, "", ""
+    start = text.index(core)
+    return text[:start], core, text[start + len(core):]
+
+
+def segment_candidate(base: Candidate, index: int, text: str) -> Candidate | None:
+    """`base` with the words of template part `index` replaced by the proposal (its first
+    line, up to a closing quote), or None when that is empty, has braces or is too long."""
+    first = next((x for x in text.strip().splitlines() if x.strip()), "")
+    line = first.strip().lstrip('"').split('"')[0].strip()  # it continues an open quote
+    line = _SCORE_AFTER.sub("", line)  # a proposer copying the list writes the score too
+    if not line or "{" in line or "}" in line or len(line) > _SEGMENT_MAX:
+        return None
+    parts = list(Template(base.template).parts)
+    lead, _, trail = segment_core(parts[index])
+    parts[index] = lead + line + trail
+    return base.with_(template=write_parts(parts), origin="propose:segment")
+
+
+def segment_meta_prompt(examples: list[tuple[str, str]], where: str,
+                        history: list[tuple[str, float]]) -> str:
+    """A list to continue: earlier wordings of one piece of the template, worst to best
+    with their accuracy, then the opening quote of a new one."""
+    lines = ["Examples of inputs and their labels:", ""]
+    for text, answer in examples:
+        lines += [f"Input: {' '.join(text.split())[:240]}", f"Label: {answer}", ""]
+    lines.append(f"A prompt shows some words {where}. Versions of those words tried so far, "
+                 "from worst to best, with their accuracy (0-100):")
+    lines += [f'"{words}" {acc:.1f}' for words, acc in history]
+    return "\n".join(lines) + '\nA new version that scores higher: "'
 
 
 def shown_template(template: str) -> str:
@@ -159,8 +234,10 @@ class ProposeSearch(Strategy):
         return Plan(min_calls=dev + 1 + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",
             f"each proposal: 1 proposer call + {dev} dev calls",
-            f"{len(o.seed_instructions)} seed instructions, then {o.rounds} rounds x "
-            f"{o.per_round} proposals: up to {n * (dev + 1):,} calls"])
+            (f"{o.rounds} rounds x {o.per_round} proposals, one piece of the template's "
+             f"wording per round: up to {n * (dev + 1):,} calls") if o.mode == "segments" else
+            (f"{len(o.seed_instructions)} seed instructions, then {o.rounds} rounds x "
+             f"{o.per_round} proposals: up to {n * (dev + 1):,} calls")])
 
     def search(self, ctx: SearchContext) -> None:
         assert ctx.original is not None
@@ -173,29 +250,50 @@ class ProposeSearch(Strategy):
         else:
             model = proposer.load_model(p.model or ctx.spec.backend.model)
         pricer = Pricer(proposer, p.model or ctx.spec.backend.model)
+        _, builder = ctx.objective.builder(base)
+        rejected: list[str] = []
+
+        def propose(meta: Callable[[list[tuple[str, str]]], str],
+                    stop: tuple[str, ...] = ("\n",)) -> list[str]:
+            """One round of proposals, each from its own sample of training examples."""
+            prompts = []
+            for _ in range(o.per_round):
+                examples: list[Example] = ctx.sample(ctx.train, o.show_examples)
+                pairs = [(ex.text, builder.answer(ex)) for ex in examples]
+                prompts.append(Rendered.of([Text(meta(pairs)), Mask()]))
+            params = GenerationParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature,
+                                      stop=stop, seed=int(ctx.rng.integers(2**31)))
+            ctx.meter.charge(pricer.generate(prompts, p.max_new_tokens))
+            return proposer.generate(model, prompts, params, batch_size=len(prompts))
+
+        # written first: a search usually ends when the budget runs out, mid-round
+        ctx.extras["proposer"] = {"backend": proposer.name,
+                                  "model": p.model or ctx.spec.backend.model,
+                                  "rejected": rejected}
+        if o.mode == "segments":
+            self._segments(ctx, propose, rejected)
+        else:
+            self._instructions(ctx, propose, rejected)
+
+    def _instructions(self, ctx: SearchContext, propose: Callable[..., list[str]],
+                      rejected: list[str]) -> None:
+        """Instructions above the template, or whole templates (OPRO)."""
+        assert ctx.original is not None
+        o = self.options
+        base = ctx.original
         templates = o.mode == "template"
         history: dict[str, tuple[str, float]] = {}
         original, _ = ctx.objective.dev_score(base, ctx.dev)
         history[base.key()] = (base.template if templates else "", 100 * original.accuracy)
-        rejected: list[str] = []
         for text in o.seed_instructions:
             cand = instruction_candidate(base, text)
             if cand is not None:
                 score = ctx.consider(cand.with_(origin="propose:seed"), instruction=text, round=0)
                 history[cand.key()] = (text, 100 * score.accuracy)
-        _, builder = ctx.objective.builder(base)
         for rnd in range(1, o.rounds + 1):
             shown = sorted(history.values(), key=lambda t: (t[1], t[0]))[-o.show_best:]
-            prompts = []
-            for _ in range(o.per_round):
-                examples: list[Example] = ctx.sample(ctx.train, o.show_examples)
-                pairs = [(ex.text, builder.answer(ex)) for ex in examples]
-                meta = (template_meta_prompt if templates else meta_prompt)(pairs, shown)
-                prompts.append(Rendered.of([Text(meta), Mask()]))
-            params = GenerationParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature,
-                                      stop=("\n",), seed=int(ctx.rng.integers(2**31)))
-            ctx.meter.charge(pricer.generate(prompts, p.max_new_tokens))
-            texts = proposer.generate(model, prompts, params, batch_size=len(prompts))
+            texts = propose(partial(template_meta_prompt if templates else meta_prompt,
+                                    history=shown))
             for text in texts:
                 cand = (template_candidate if templates else instruction_candidate)(base, text)
                 if cand is None:
@@ -206,9 +304,46 @@ class ProposeSearch(Strategy):
                     if cand.origin == "propose:instruction" else cand.template
                 history[cand.key()] = (instr.replace("{{", "{").replace("}}", "}"),
                                        100 * score.accuracy)
-        ctx.extras["proposer"] = {"backend": proposer.name,
-                                  "model": p.model or ctx.spec.backend.model,
-                                  "rejected": rejected}
+
+    def _segments(self, ctx: SearchContext, propose: Callable[..., list[str]],
+                  rejected: list[str]) -> None:
+        """One piece of the template's wording per round, in turn, on top of the best
+        template so far; each piece's earlier wordings are shown worst to best."""
+        assert ctx.original is not None
+        o = self.options
+        current = ctx.original
+        pieces = template_segments(current.template)
+        if not pieces:
+            raise UserInputError(
+                f"propose mode segments: the template {current.template!r} has no wording "
+                "before a field or before {mask} to rewrite; use mode instruction or template")
+        current_score = None  # the original under its best calibration (already scored)
+        for variant in ctx.variants(current):
+            score, _ = ctx.objective.dev_score(variant, ctx.dev)
+            if ctx.better(score, current_score):
+                current_score = score
+        assert current_score is not None
+        parts = Template(current.template).parts
+        history = {i: {segment_core(parts[i])[1]: 100 * current_score.accuracy}
+                   for i, _ in pieces}
+        for rnd in range(1, o.rounds + 1):
+            index, where = pieces[(rnd - 1) % len(pieces)]
+            shown = sorted(history[index].items(), key=lambda t: (t[1], t[0]))[-o.show_best:]
+            texts = propose(partial(segment_meta_prompt, where=where, history=shown),
+                            stop=('"', "\n"))
+            for text in texts:
+                cand = segment_candidate(current, index, text)
+                if cand is None:
+                    rejected.append(text.strip())
+                    continue
+                if segment_core(Template(cand.template).parts[index])[1] in history[index]:
+                    continue  # a wording already tried (the proposer often repeats one)
+                score = ctx.consider(cand, proposal=text.strip(), round=rnd, segment=where)
+                words = segment_core(Template(cand.template).parts[index])[1]
+                history[index][words] = max(history[index].get(words, 0.0),
+                                            100 * score.accuracy)
+                if ctx.better(score, current_score):
+                    current, current_score = cand, score
 
     def close(self) -> None:
         if self._own_backend and self._proposer is not None:

@@ -46,6 +46,12 @@ class ResponseCache:
             row = self._db.execute("SELECT body FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def contains(self, key: str) -> bool:
+        """Whether `key` is cached, without reading or parsing the body (budget checks)."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
     def put(self, key: str, body: dict[str, Any]) -> None:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         with self._lock:

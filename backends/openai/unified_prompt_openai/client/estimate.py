@@ -7,11 +7,10 @@ import math
 from typing import Any
 
 from unified_prompt.backend import WorkPlan
+from unified_prompt_openai.api_defaults import AUTO_EPOCHS
 from unified_prompt_openai.client.accounting import PriceTable
 from unified_prompt_openai.client.redact import public_url
 from unified_prompt_openai.options import DEFAULT_BASE_URL, OpenAIOptions
-
-AUTO_EPOCHS = 3  # what the hosted API usually picks for n_epochs "auto"
 
 
 def assumed_mode(options: OpenAIOptions) -> str:

@@ -149,6 +149,10 @@ class Transport:
         """The cached response under `key`, if any (not counted: see `complete`)."""
         return self.cache.get(key) if key is not None and self.cache is not None else None
 
+    def is_cached(self, key: str | None) -> bool:
+        """Whether a response is cached under `key` (its body is read only when used)."""
+        return key is not None and self.cache is not None and self.cache.contains(key)
+
     async def complete(self, api: str, body: dict[str, Any], *, est_prompt: int,
                        est_completion: int, what: str) -> dict[str, Any]:
         """One chat or legacy completion as a JSON dict (read leniently by callers)."""

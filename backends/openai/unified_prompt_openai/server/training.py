@@ -18,9 +18,9 @@ from typing import Any
 from unified_prompt.backend import TrainItem
 from unified_prompt.config import LoraSpec, PromptTuningSpec, TrainSpec
 from unified_prompt.prompts.segments import Mask, Rendered, Soft, Text
+from unified_prompt_openai.api_defaults import AUTO_EPOCHS
 
 SPECS: dict[str, type[TrainSpec]] = {"lora": LoraSpec, "prompt_tuning": PromptTuningSpec}
-AUTO_EPOCHS = 3
 SOFT_TOKENS = 8  # virtual tokens a prompt_tuning job trains
 
 
