@@ -51,6 +51,11 @@ SETTINGS.update({
     "rl-400": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
                       "position": "prefix"}),
     "propose-400": (2000, {**CAL, "mode": "template", "rounds": 4, "per_round": 4}),
+    "rl-400-confirm": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
+                              "position": "prefix", "confirm": 400, "confirm_top": 3}),
+    "rl-400-confirm-acc": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16,
+                                  "check_every": 8, "position": "prefix", "confirm": 400,
+                                  "confirm_top": 3, "confirm_by": "accuracy"}),
     "propose-segments-400": (4000, {**CAL, "mode": "segments", "rounds": 8, "per_round": 6,
                                     "proposer": {"max_new_tokens": 16}}),
 })
@@ -60,7 +65,7 @@ TEST_LIMIT = 400
 
 
 def test_limit(name: str) -> int | None:
-    return None if name.endswith("-400") else TEST_LIMIT
+    return None if "-400" in name else TEST_LIMIT
 
 
 def cli_line(strategy: str, budget: int, options: dict, out: Path, limit: int | None) -> str:

@@ -3,9 +3,11 @@ fit, and never passed during a search."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from unified_prompt.errors import BudgetExceededError
+from unified_prompt.errors import BudgetExceededError, DataError
 from unified_prompt.search import SearchBudget, run_search
 
 OPTIONS = {
@@ -113,3 +115,49 @@ def test_calibration_choices_share_one_dev_pass(counting_task, tmp_path, extra_b
     top = max(dev_rows, key=lambda r: (r["margin"], r["accuracy"]))  # select_by: margin
     assert {k: top.get(k) for k in result.best.to_dict()} == result.best.to_dict()
     assert counting.calls == result.usage["search"]["calls"] + result.usage["final"]["calls"]
+
+
+@pytest.mark.parametrize("confirm_by", ["margin", "accuracy"])
+def test_confirm_rescores_the_leaders_on_unseen_dev_examples(counting_task, tmp_path,
+                                                             extra_backends, confirm_by):
+    """With confirm, the original and the objective's best prompts are scored again on the
+    dev examples after the objective's (nothing else touches them, and the test split still
+    comes last); the best there is the result, and its cost is reported apart."""
+    counting = extra_backends["counting"]
+    options = {**OPTIONS["rl"], "dev_limit": 6, "confirm": 6, "confirm_top": 2,
+               "select_by": "accuracy", "calibrations": ["none", "batch"],
+               "confirm_by": confirm_by}
+    plan = run_search(counting_task, strategy="rl", budget=300, options=options,
+                      dry_run=True).plan
+    assert plan["confirm_examples"] == 6 and plan["confirm_at_most"]["calls"] == 3 * 6
+    result = run_search(counting_task, strategy="rl", budget=300, out=tmp_path / "o",
+                        options=options)
+    confirm = result.extras["confirm"]
+    checked = {json.dumps([r["template"], r["verbalizer"]]) for r in confirm["checked"]}
+    assert confirm["n"] == 6 and len(checked) in (2, 3)  # the original + up to 2 leaders
+    assert confirm["checked"][0]["template"] == result.rows[0]["template"]  # the original
+    assert result.usage["confirm"]["calls"] == 6 * len(checked)  # one pass per prompt
+    order = ("accuracy", "margin") if confirm_by == "accuracy" else ("margin", "accuracy")
+    best = max(confirm["checked"], key=lambda r: tuple(r["confirm"][k] for k in order))
+    assert confirm["chosen"] == {k: best[k] for k in confirm["chosen"]}
+    assert result.best.to_dict() == confirm["chosen"]
+    assert result.dev["best"] == best["objective"]  # reported on the objective, as before
+    # the confirm examples are dev ids after the objective's, touched by the confirm only
+    objective = set(counting.log[0])  # the baseline: the original on the objective
+    assert len(objective) == 6
+    late = {i for ids in counting.log for i in ids if i and i.startswith("d")} - objective
+    assert len(late) == 6
+    confirm_calls = [ids for ids in counting.log if late & set(ids)]
+    assert len(confirm_calls) >= len(checked) and all(set(ids) <= late for ids in confirm_calls)
+    assert sum(len(ids) for ids in confirm_calls) == 6 * len(checked)
+    last_confirm = max(k for k, ids in enumerate(counting.log) if late & set(ids))
+    first_test = min(k for k, ids in enumerate(counting.log)
+                     if any(i and i.startswith("s") for i in ids))
+    assert last_confirm < first_test
+    assert "spent (confirm)" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_confirm_needs_enough_dev_examples(counting_task, extra_backends):
+    with pytest.raises(DataError, match="confirm=20"):
+        run_search(counting_task, strategy="rl", budget=300,
+                   options={**OPTIONS["rl"], "confirm": 20})

@@ -8,7 +8,7 @@ journal and keeps the best. Strategies never see the test split.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from unified_prompt.search.candidate import Candidate
@@ -43,6 +43,7 @@ class SearchContext:
     best_score: Score | None = None
     original: Candidate | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    scored: dict[str, tuple[Candidate, Score]] = field(default_factory=dict)  # dev, by key
 
     def consider(self, cand: Candidate, **meta: Any) -> Score:
         """Score `cand` on the dev objective (free when already scored) and record it; under
@@ -75,6 +76,7 @@ class SearchContext:
         improved = False
         if scope == "dev":
             self.objective.remember(cand, score)
+            self.scored[cand.key()] = (cand, score)
             if self.better(score, self.best_score):
                 self.best, self.best_score, improved = cand, score, True
         row = {"strategy": self.strategy, "origin": cand.origin, "scope": scope,
@@ -82,6 +84,17 @@ class SearchContext:
                **meta, **self.meter.search.to_dict()}
         self.journal.write(row)
         return score
+
+    def leaders(self, n: int) -> list[Candidate]:
+        """The `n` best distinct prompts on the dev objective (calibration left open)."""
+        ranked = sorted(self.scored.values(), key=lambda cs: cs[1].key(self.select_by),
+                        reverse=True)
+        out: dict[str, Candidate] = {}
+        for cand, _ in ranked:
+            prompt = replace(cand, calibration=None) if self.calibrations else cand
+            if len(out) < n:
+                out.setdefault(prompt.prompt_key(), prompt)
+        return list(out.values())
 
     def better(self, score: Score, other: Score | None) -> bool:
         return score.better_than(other, self.select_by)

@@ -65,8 +65,9 @@ class Objective:
     """Scores candidates on examples with the target backend and model."""
 
     def __init__(self, spec: ExperimentSpec, backend: Backend, model: Any,
-                 pool: Sequence[Example], meter: Meter) -> None:
+                 pool: Sequence[Example], meter: Meter, phase: str = "search") -> None:
         self.spec = spec
+        self.phase = phase  # what the meter charges its calls to
         self.backend = backend
         self.model = model
         self.pool = list(pool)
@@ -93,9 +94,10 @@ class Objective:
     def _raw(self, spec: ExperimentSpec, builder: PromptBuilder, prompts: list) -> np.ndarray:
         assert builder.verbalizer is not None
         if self.backend.capabilities.score:
-            self.meter.charge(self.pricer.score(prompts, len(builder.verbalizer.flat_words)))
+            spend = self.pricer.score(prompts, len(builder.verbalizer.flat_words))
         else:
-            self.meter.charge(self.pricer.generate(prompts, LABEL_TOKENS))
+            spend = self.pricer.generate(prompts, LABEL_TOKENS)
+        self.meter.charge(spend, phase=self.phase)
         evaluator = Evaluator(self.backend, builder, spec, progress=False)
         return evaluator.label_scores(self.model, prompts, "search")
 

@@ -106,7 +106,11 @@ def render_plan(plan: dict[str, Any]) -> str:
              f"  budget: {plan['budget']} (needs at least {plan['min_calls']:,})"]
     lines += [f"  - {step}" for step in plan["steps"]]
     lines += [f"  search, at most: {_spend(plan['search_at_most'])}",
-              f"  final test:      {_spend(plan['final_test'])}",
+              f"  final test:      {_spend(plan['final_test'])}"]
+    if plan.get("confirm_examples"):
+        lines.append(f"  confirm:         {_spend(plan['confirm_at_most'])} (the original and "
+                     f"the best candidates on the next {plan['confirm_examples']} dev examples)")
+    lines += [
               f"  total, at most:  {_spend(plan['total_at_most'])}"]
     if plan.get("refused"):
         lines.append("  REFUSED: " + "; ".join(plan["refused"]))
@@ -137,6 +141,8 @@ def render_report(result: SearchResult) -> str:
              f"| stopped | {result.stopped} |",
              f"| spent (search) | {_spend(result.usage.get('search', {}))} |",
              f"| spent (final test) | {_spend(result.usage.get('final', {}))} |",
+             *([f"| spent (confirm) | {_spend(result.usage['confirm'])} |"]
+               if "confirm" in result.usage else []),
              f"| candidates scored | {result.candidates} |",
              f"| wall time | {result.seconds:.1f}s (search {result.search_seconds:.1f}s) |", "",
              "## Accuracy", "", "| prompt | dev | test |", "|---|---|---|",

@@ -30,7 +30,7 @@ from unified_prompt.search.candidate import Candidate
 from unified_prompt.search.capabilities import require
 from unified_prompt.search.context import SearchContext
 from unified_prompt.search.journal import Journal, SearchDir
-from unified_prompt.search.objective import Objective
+from unified_prompt.search.objective import Objective, Score
 from unified_prompt.search.report import SearchResult, best_yaml, render_report
 from unified_prompt.search.strategies import strategy_class
 from unified_prompt.search.strategies.base import PlanInput, Strategy
@@ -89,6 +89,11 @@ class _Search:
         if not self.test_examples(splits):
             raise DataError("search needs a test split for its final report; this data has none")
         PromptBuilder(spec, splits.train).check_fields(splits.dev)
+        o = self.strategy.options
+        if o.confirm and len(splits.dev) < o.dev_limit + o.confirm:
+            raise DataError(f"search option confirm={o.confirm} needs {o.confirm} dev examples "
+                            f"after the objective's first dev_limit={o.dev_limit}; the dev split "
+                            f"has {len(splits.dev)}")
         backend = create_backend(spec.backend.name, spec.backend.options_for())
         self.backend = backend
         require(self.strategy.name, self.strategy.needs, backend)
@@ -103,6 +108,11 @@ class _Search:
 
     def dev_examples(self, splits: Splits) -> list:
         return splits.dev[: self.strategy.options.dev_limit]
+
+    def confirm_examples(self, splits: Splits) -> list:
+        """The dev examples after the objective's, which the search never sees."""
+        o = self.strategy.options
+        return splits.dev[o.dev_limit: o.dev_limit + o.confirm]
 
     def plan(self, backend: Backend, splits: Splits) -> dict[str, Any]:
         spec = self.spec
@@ -127,12 +137,19 @@ class _Search:
             search.cost_usd = min(search.cost_usd, self.budget.cost_usd)
         final = pricer.score(builder.render(test), n_words).scaled(2.0)
         final.calls = 2 * (len(test) + cal)
-        total = search + final
+        confirm = self.confirm_examples(splits)
+        checked = (self.strategy.options.confirm_top + 1) if confirm else 0
+        confirming = Spend()
+        if confirm:
+            confirming = pricer.score(builder.render(confirm), n_words).scaled(checked)
+            confirming.calls = checked * (len(confirm) + cal)
+        total = search + final + confirming
         out: dict[str, Any] = {
             "strategy": self.strategy.name, "backend": backend.name, "model": spec.backend.model,
             "seed": self.seed, "dev_examples": len(dev), "test_examples": len(test),
             "budget": self.budget.describe(), "min_calls": plan.min_calls, "steps": plan.lines,
             "search_at_most": search.to_dict(), "final_test": final.to_dict(),
+            "confirm_examples": len(confirm), "confirm_at_most": confirming.to_dict(),
             "total_at_most": total.to_dict(), "options": self.strategy.options.model_dump()}
         problems = []
         if self.budget.calls < plan.min_calls:
@@ -147,8 +164,9 @@ class _Search:
                             f"the cost budget is ${self.budget.cost_usd:g}")
         cap = spec.budget
         if cap.max_requests is not None and total.calls > cap.max_requests:
-            problems.append(f"search ({search.calls:,}) + final test ({final.calls:,}) calls "
-                            f"exceed budget.max_requests {cap.max_requests:,}")
+            problems.append(f"search ({search.calls:,}) + final test ({final.calls:,}) "
+                            + (f"+ confirm ({confirming.calls:,}) " if confirm else "")
+                            + f"calls exceed budget.max_requests {cap.max_requests:,}")
         if cap.max_tokens is not None and total.tokens > cap.max_tokens:
             problems.append(f"about {total.tokens:,} tokens exceed budget.max_tokens "
                             f"{cap.max_tokens:,}")
@@ -191,8 +209,10 @@ class _Search:
                     self.strategy.search(ctx)
                 except BudgetExhausted:
                     stopped = "budget"
+            best, best_score = ctx.best or original, ctx.best_score
+            if self.strategy.options.confirm:
+                best, best_score = self.confirm(ctx, original)
             search_seconds = time.perf_counter() - started
-            best = ctx.best or original
             best_spec = best.apply(spec)
             test = self.final_test(ctx, original, best)
             usage = meter.usage()
@@ -203,7 +223,7 @@ class _Search:
                 strategy=self.strategy.name, backend=backend.name, model=spec.backend.model,
                 seed=self.seed, best=best, best_spec=best_spec,
                 dev={"original": objective.dev_score(original, ctx.dev)[0].to_dict(),
-                     "best": (ctx.best_score.to_dict() if ctx.best_score else None)},
+                     "best": (best_score.to_dict() if best_score else None)},
                 test=test, usage=usage, budget=self.budget.describe(),
                 candidates=len(ctx.journal.rows), stopped=stopped,
                 search_seconds=round(search_seconds, 3),
@@ -218,6 +238,31 @@ class _Search:
             if self.out is not None:
                 self.out.discard_if_empty()
             raise
+
+    def confirm(self, ctx: SearchContext, original: Candidate) -> tuple[Candidate, Score | None]:
+        """The original and the objective's leaders scored again on dev examples the search
+        never saw; the best there (the original on a tie) is the result. Returns it with its
+        objective score."""
+        assert self.splits is not None
+        o = self.strategy.options
+        examples = self.confirm_examples(self.splits)
+        judge = Objective(self.spec, ctx.backend, ctx.model, self.splits.train, ctx.meter,
+                          phase="confirm")
+        checked = [original] + [c for c in ctx.leaders(o.confirm_top)
+                                if c.prompt_key() != original.prompt_key()]
+        winner, winner_score, rows = original, None, []
+        for cand in checked:
+            for variant in ctx.variants(cand):
+                score, _ = judge.dev_score(variant, examples)
+                ctx.record(variant, score, scope=f"confirm:{len(examples)}")
+                known = ctx.scored.get(variant.key())
+                rows.append({**variant.to_dict(), "confirm": score.to_dict(),
+                             "objective": known[1].to_dict() if known else None})
+                if score.better_than(winner_score, o.confirm_by):
+                    winner, winner_score = variant, score
+        ctx.extras["confirm"] = {"n": len(examples), "checked": rows, "chosen": winner.to_dict()}
+        known = ctx.scored.get(winner.key())
+        return winner, known[1] if known else None
 
     def final_test(self, ctx: SearchContext, original: Candidate, best: Candidate
                    ) -> dict[str, Any]:

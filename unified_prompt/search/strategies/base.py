@@ -40,6 +40,16 @@ class StrategyOptions(BaseModel):
         "candidate is scored under each (none and batch from the same label scores, at no "
         "further calls; contextual adds the content-free inputs' calls). Default: the spec's "
         "own only.")
+    confirm: int = Field(0, ge=0, description="Dev examples after the objective's (the next N "
+                         "of the fixed dev split, which the search never sees) on which the "
+                         "original and the best candidates are scored again; the best there "
+                         "is the result. 0: off. Guards against a dev gain that is noise.")
+    confirm_top: int = Field(3, ge=1, description="Candidates (distinct prompts, best on the "
+                             "objective first) checked on the confirm examples.")
+    confirm_by: Literal["margin", "accuracy"] = Field(
+        "margin", description="What picks the result on the confirm examples. Margin by "
+        "default whatever select_by is: candidates that led the objective are near-equal "
+        "in accuracy, and accuracy on a few hundred examples picks among them by chance.")
 
 
 @dataclass(frozen=True)
