@@ -116,8 +116,8 @@ _SEGMENT_MAX = 80
 
 
 def template_segments(template: str) -> list[tuple[int, str]]:
-    """(part index, where) of each piece of literal wording before the mask: the text
-    just before a field or before the mask, when it has a letter in it."""
+    """(part index, where) of each piece of literal wording that leads into a slot: the
+    text just before a field or before the mask, when it has a letter in it."""
     parts = Template(template).parts
     out = []
     for i, part in enumerate(parts):
