@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from unified_prompt_openai.client.accounting import Accounting, PriceTable
 from unified_prompt_openai.client.cache import ResponseCache, cacheable, request_key
-from unified_prompt_openai.client.ratelimit import parse_reset
+from unified_prompt_openai.client.ratelimit import RateLimiter, parse_reset
 from unified_prompt_openai.client.redact import public_url, scrub
 from unified_prompt_openai.client.retry import retry_after_seconds
 from unified_prompt_openai.client.scoring import FirstTokenScorer, LabelWordWarning, parse_echo
@@ -40,6 +40,35 @@ def test_module_imports_stay_light():
                                            ("1h2m3.5s", 3723.5), ("0.5", 0.5), ("", None)])
 def test_rate_limit_reset_durations(value, seconds):
     assert parse_reset(value) == seconds
+
+
+def test_rate_limiter_waits_for_the_reset_when_the_newest_answer_says_no_room():
+    import asyncio
+
+    def window(remaining: int) -> dict[str, str]:
+        return {"x-ratelimit-remaining-requests": str(remaining),
+                "x-ratelimit-reset-requests": "0.3s"}
+
+    async def scenario() -> tuple[float, float]:
+        limiter = RateLimiter(concurrency=4)
+        first, second = await limiter.acquire(), await limiter.acquire()
+        limiter.release()
+        limiter.observe(window(0), ticket=second)  # the newest answer: the window is spent
+        limiter.release()
+        limiter.observe(window(5), ticket=first)  # older news, arriving late: ignored
+        started = time.monotonic()
+        third = await limiter.acquire()  # waits for the reset, then one request goes
+        waited = time.monotonic() - started
+        limiter.release()
+        limiter.observe(window(3), ticket=third)  # its answer: room for three more
+        started = time.monotonic()
+        for _ in range(3):
+            await limiter.acquire()
+        return waited, time.monotonic() - started
+
+    waited, then = asyncio.run(scenario())
+    assert 0.25 <= waited < 1.0
+    assert then < 0.1
 
 
 def test_retry_after_prefers_milliseconds():

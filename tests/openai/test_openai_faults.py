@@ -88,8 +88,9 @@ def test_rate_limit_headers_pause_the_client(tmp_path):
     assert len(result.predictions) == 30
     assert len(ok) == 32  # GET model, echo probe, 30 examples
     # Without reading x-ratelimit-remaining-requests, 8 workers against 10 per half second
-    # get rejected most of the time; pausing until the reset keeps rejections rare.
-    assert len(limited) <= 10, len(limited)
+    # get rejected again and again; counting the room the headers report (and at a sliding
+    # window's reset sending one request, whose answer tells the rest) avoids rejections.
+    assert len(limited) <= 2, len(limited)
 
 
 def test_a_wait_longer_than_allowed_fails_instead_of_stalling(tmp_path):

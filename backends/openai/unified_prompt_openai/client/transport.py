@@ -102,7 +102,7 @@ class Transport:
         client = await self.client()
         attempt = 0
         while True:
-            await self.limiter.acquire()
+            ticket = await self.limiter.acquire()
             if self.fatal is not None:  # out of quota / bad key: send nothing more
                 self.limiter.release()
                 raise self.fatal
@@ -115,7 +115,7 @@ class Transport:
                     decision = type(decision)(False, reason="not safe to repeat")
                 self.accounting.record_error(status_of(exc), retried=decision.retry)
                 if isinstance(exc, openai.APIStatusError):
-                    self.limiter.observe(exc.response.headers)
+                    self.limiter.observe(exc.response.headers, ticket=ticket)
                     if exc.status_code == 429 and decision.retry:
                         self.limiter.pause(decision.delay)
                 if not decision.retry:
@@ -135,7 +135,7 @@ class Transport:
             self.limiter.release()
             headers = getattr(result, "headers", None)
             if headers is not None:
-                self.limiter.observe(headers, next_tokens)
+                self.limiter.observe(headers, next_tokens, ticket)
             return result
 
     # -- completions with cache and accounting ----------------------------------------
