@@ -43,19 +43,17 @@ SETTINGS: dict[str, tuple[int, dict]] = {
 #: selected by accuracy, each candidate also scored under batch calibration (no further
 #: calls), and the full test split.
 CAL = {"dev_limit": 400, "select_by": "accuracy", "calibrations": ["none", "batch"]}
+RL400 = {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8, "position": "prefix"}
 SETTINGS.update({
     "verbalizer-400": (1500, {**CAL, "probe_per_label": 32, "top_k": 30}),
     "demos-400": (4000, {**CAL, "k": 1, "pool_per_label": 8, "random_sets": 3, "steps": 4}),
     "gradient-400": (4000, {**CAL, "triggers": 2, "batch": 8, "eval_batch": 16,
                             "candidates": 6, "position": "prefix"}),
-    "rl-400": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
-                      "position": "prefix"}),
+    "rl-400": (4000, RL400),
     "propose-400": (2000, {**CAL, "mode": "template", "rounds": 4, "per_round": 4}),
-    "rl-400-confirm": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16, "check_every": 8,
-                              "position": "prefix", "confirm": 400, "confirm_top": 3}),
-    "rl-400-confirm-acc": (4000, {**CAL, "tokens": 2, "samples": 4, "batch": 16,
-                                  "check_every": 8, "position": "prefix", "confirm": 400,
-                                  "confirm_top": 3, "confirm_by": "accuracy"}),
+    "rl-400-confirm": (4000, {**RL400, "confirm": 400, "confirm_top": 3}),
+    "rl-400-confirm-acc": (4000, {**RL400, "confirm": 400, "confirm_top": 3,
+                                  "confirm_by": "accuracy"}),
     "propose-segments-400": (4000, {**CAL, "mode": "segments", "rounds": 8, "per_round": 6,
                                     "proposer": {"max_new_tokens": 16}}),
 })

@@ -53,14 +53,14 @@ def test_rate_limiter_waits_for_the_reset_when_the_newest_answer_says_no_room():
         limiter = RateLimiter(concurrency=4)
         first, second = await limiter.acquire(), await limiter.acquire()
         limiter.release()
-        limiter.observe(window(0), ticket=second)  # the newest answer: the window is spent
+        limiter.observe(window(0), second)  # the newest answer: the window is spent
         limiter.release()
-        limiter.observe(window(5), ticket=first)  # older news, arriving late: ignored
+        limiter.observe(window(5), first)  # older news, arriving late: ignored
         started = time.monotonic()
         third = await limiter.acquire()  # waits for the reset, then one request goes
         waited = time.monotonic() - started
         limiter.release()
-        limiter.observe(window(3), ticket=third)  # its answer: room for three more
+        limiter.observe(window(3), third)  # its answer: room for three more
         started = time.monotonic()
         for _ in range(3):
             await limiter.acquire()

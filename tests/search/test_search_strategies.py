@@ -68,12 +68,19 @@ def test_propose_refines_towards_the_hidden_instruction(make_task, tmp_path, ext
     assert result.extras["proposer"]["backend"] == "scripted"
 
 
+def _scripted_propose(make_task, tmp_path, hidden: str, *, mode: str, budget: int,
+                      rounds: int):
+    """A propose search by the scripted proposer towards the hidden template."""
+    spec = make_task({"template": hidden})
+    return run_search(spec, strategy="propose", budget=budget, out=tmp_path / "out",
+                      options={**ACC, "dev_limit": 24, "rounds": rounds, "per_round": 3,
+                               "mode": mode, "proposer": {"backend": "scripted"}})
+
+
 def test_propose_in_template_mode_rewrites_whole_templates(make_task, tmp_path,
                                                           extra_backends):
-    spec = make_task({"template": "heavy summer camera\nReview: {text}\nSentiment: {mask}"})
-    result = run_search(spec, strategy="propose", budget=2000, out=tmp_path / "out",
-                        options={**ACC, "dev_limit": 24, "rounds": 12, "per_round": 3,
-                                 "mode": "template", "proposer": {"backend": "scripted"}})
+    result = _scripted_propose(make_task, tmp_path, "heavy summer camera\nReview: {text}\n"
+                               "Sentiment: {mask}", mode="template", budget=2000, rounds=12)
     assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
     assert result.dev["best"]["accuracy"] >= 0.9
     assert result.best.origin == "propose:template"
@@ -85,10 +92,8 @@ def test_propose_in_template_mode_rewrites_whole_templates(make_task, tmp_path,
 
 def test_propose_in_segments_mode_rewrites_the_templates_own_wording(make_task, tmp_path,
                                                                    extra_backends):
-    spec = make_task({"template": "heavy summer camera: {text}\nSentiment: {mask}"})
-    result = run_search(spec, strategy="propose", budget=2500, out=tmp_path / "out",
-                        options={**ACC, "dev_limit": 24, "rounds": 16, "per_round": 3,
-                                 "mode": "segments", "proposer": {"backend": "scripted"}})
+    result = _scripted_propose(make_task, tmp_path, "heavy summer camera: {text}\n"
+                               "Sentiment: {mask}", mode="segments", budget=2500, rounds=16)
     assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
     assert result.dev["best"]["accuracy"] >= 0.9
     assert result.best.origin == "propose:segment"

@@ -43,7 +43,6 @@ class SearchContext:
     best_score: Score | None = None
     original: Candidate | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-    scored: dict[str, tuple[Candidate, Score]] = field(default_factory=dict)  # dev, by key
 
     def consider(self, cand: Candidate, **meta: Any) -> Score:
         """Score `cand` on the dev objective (free when already scored) and record it; under
@@ -76,7 +75,6 @@ class SearchContext:
         improved = False
         if scope == "dev":
             self.objective.remember(cand, score)
-            self.scored[cand.key()] = (cand, score)
             if self.better(score, self.best_score):
                 self.best, self.best_score, improved = cand, score, True
         row = {"strategy": self.strategy, "origin": cand.origin, "scope": scope,
@@ -87,7 +85,7 @@ class SearchContext:
 
     def leaders(self, n: int) -> list[Candidate]:
         """The `n` best distinct prompts on the dev objective (calibration left open)."""
-        ranked = sorted(self.scored.values(), key=lambda cs: cs[1].key(self.select_by),
+        ranked = sorted(self.objective.scored(), key=lambda cs: cs[1].key(self.select_by),
                         reverse=True)
         out: dict[str, Candidate] = {}
         for cand, _ in ranked:

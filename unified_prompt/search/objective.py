@@ -74,7 +74,7 @@ class Objective:
         self.meter = meter
         self.pricer = Pricer(backend, spec.backend.model)
         self._builders: dict[str, tuple[ExperimentSpec, PromptBuilder]] = {}
-        self._dev: dict[str, Score] = {}
+        self._dev: dict[str, tuple[Candidate, Score]] = {}  # by Candidate.key
         self._dev_raw: dict[str, np.ndarray] = {}  # uncalibrated, by Candidate.prompt_key
 
     # -- building ----------------------------------------------------------------------
@@ -125,18 +125,28 @@ class Objective:
         """
         key = cand.key()
         if key in self._dev:
-            return self._dev[key], True
+            return self._dev[key][1], True
         spec, builder = self.builder(cand)
         raw = self._dev_raw.get(cand.prompt_key())
         if raw is None:
             raw = self._raw(spec, builder, builder.render(dev))
             self._dev_raw[cand.prompt_key()] = raw
         lp = self._calibrated(spec, builder, raw)
-        self._dev[key] = score_from(lp, self.gold(cand, dev))
-        return self._dev[key], False
+        score = score_from(lp, self.gold(cand, dev))
+        self._dev[key] = (cand, score)
+        return score, False
 
     def remember(self, cand: Candidate, score: Score) -> None:
-        self._dev[cand.key()] = score
+        self._dev[cand.key()] = (cand, score)
+
+    def known(self, cand: Candidate) -> Score | None:
+        """The dev score of `cand` if it was scored (or remembered), without scoring it."""
+        hit = self._dev.get(cand.key())
+        return hit[1] if hit else None
+
+    def scored(self) -> list[tuple[Candidate, Score]]:
+        """Every candidate scored on the dev objective, with its score."""
+        return list(self._dev.values())
 
     # -- label-word search -------------------------------------------------------------
     def word_scores(self, cand: Candidate, words: Sequence[str], examples: Sequence[Example],

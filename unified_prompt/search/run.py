@@ -255,14 +255,13 @@ class _Search:
             for variant in ctx.variants(cand):
                 score, _ = judge.dev_score(variant, examples)
                 ctx.record(variant, score, scope=f"confirm:{len(examples)}")
-                known = ctx.scored.get(variant.key())
+                known = ctx.objective.known(variant)
                 rows.append({**variant.to_dict(), "confirm": score.to_dict(),
-                             "objective": known[1].to_dict() if known else None})
+                             "objective": known.to_dict() if known else None})
                 if score.better_than(winner_score, o.confirm_by):
                     winner, winner_score = variant, score
         ctx.extras["confirm"] = {"n": len(examples), "checked": rows, "chosen": winner.to_dict()}
-        known = ctx.scored.get(winner.key())
-        return winner, known[1] if known else None
+        return winner, ctx.objective.known(winner)
 
     def final_test(self, ctx: SearchContext, original: Candidate, best: Candidate
                    ) -> dict[str, Any]:

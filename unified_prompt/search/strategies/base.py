@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from unified_prompt.backend import validate_options
 from unified_prompt.config import CalibrationMethod
+from unified_prompt.search.objective import SelectBy
 
 if TYPE_CHECKING:
     from unified_prompt.backend import Backend
@@ -31,7 +32,7 @@ class StrategyOptions(BaseModel):
 
     dev_limit: int = Field(200, ge=1, description="Dev examples in the objective (the first N "
                                                   "of the fixed dev split).")
-    select_by: Literal["margin", "accuracy"] = Field(
+    select_by: SelectBy = Field(
         "margin", description="What makes a candidate best on dev: the mean log-probability "
         "of the gold label (then accuracy), or accuracy (then that). One dev example moves "
         "accuracy by 1/n, so with a few hundred examples accuracy picks noise.")
@@ -46,7 +47,7 @@ class StrategyOptions(BaseModel):
                          "is the result. 0: off. Guards against a dev gain that is noise.")
     confirm_top: int = Field(3, ge=1, description="Candidates (distinct prompts, best on the "
                              "objective first) checked on the confirm examples.")
-    confirm_by: Literal["margin", "accuracy"] = Field(
+    confirm_by: SelectBy = Field(
         "margin", description="What picks the result on the confirm examples. Margin by "
         "default whatever select_by is: candidates that led the objective are near-equal "
         "in accuracy, and accuracy on a few hundred examples picks among them by chance.")

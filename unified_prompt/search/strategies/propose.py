@@ -145,8 +145,7 @@ def segment_core(text: str) -> tuple[str, str, str]:
 def segment_candidate(base: Candidate, index: int, text: str) -> Candidate | None:
     """`base` with the words of template part `index` replaced by the proposal (its first
     line, up to a closing quote), or None when that is empty, has braces or is too long."""
-    first = next((x for x in text.strip().splitlines() if x.strip()), "")
-    line = first.strip().lstrip('"').split('"')[0].strip()  # it continues an open quote
+    line = _first_line(text).split('"')[0].strip()  # it continues an open quote
     line = _SCORE_AFTER.sub("", line)  # a proposer copying the list writes the score too
     if not line or "{" in line or "}" in line or len(line) > _SEGMENT_MAX:
         return None
@@ -336,12 +335,11 @@ class ProposeSearch(Strategy):
                 if cand is None:
                     rejected.append(text.strip())
                     continue
-                if segment_core(Template(cand.template).parts[index])[1] in history[index]:
+                words = segment_core(Template(cand.template).parts[index])[1]
+                if words in history[index]:
                     continue  # a wording already tried (the proposer often repeats one)
                 score = ctx.consider(cand, proposal=text.strip(), round=rnd, segment=where)
-                words = segment_core(Template(cand.template).parts[index])[1]
-                history[index][words] = max(history[index].get(words, 0.0),
-                                            100 * score.accuracy)
+                history[index][words] = 100 * score.accuracy
                 if ctx.better(score, current_score):
                     current, current_score = cand, score
 

@@ -97,21 +97,18 @@ class RateLimiter:
         self.in_flight -= 1
         self._sem.release()
 
-    def observe(self, headers: Mapping[str, str] | None, next_tokens: int = 0,
-                ticket: int | None = None) -> None:
+    def observe(self, headers: Mapping[str, str] | None, ticket: int,
+                next_tokens: int = 0) -> None:
         """Read a response's rate-limit headers; hold new requests when the window is spent.
         `ticket` (from acquire) orders responses: an older one, arriving late, is ignored."""
         if not headers:
             return
         remaining = _int(headers.get("x-ratelimit-remaining-requests"))
         reset = parse_reset(headers.get("x-ratelimit-reset-requests")) or 1.0
-        if remaining is not None and ticket is not None:
-            if ticket >= self._room_ticket:
-                self._room_ticket = ticket
-                self._room = remaining - (self._started - ticket)
-                self._room_reset_at = time.monotonic() + reset
-        elif remaining is not None and remaining < max(1, self.in_flight):
-            self.pause(reset)
+        if remaining is not None and ticket >= self._room_ticket:
+            self._room_ticket = ticket
+            self._room = remaining - (self._started - ticket)
+            self._room_reset_at = time.monotonic() + reset
         tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
         if tokens is not None and tokens < max(1, next_tokens * max(1, self.in_flight)):
             self.pause(parse_reset(headers.get("x-ratelimit-reset-tokens")) or 1.0)

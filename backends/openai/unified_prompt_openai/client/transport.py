@@ -115,7 +115,7 @@ class Transport:
                     decision = type(decision)(False, reason="not safe to repeat")
                 self.accounting.record_error(status_of(exc), retried=decision.retry)
                 if isinstance(exc, openai.APIStatusError):
-                    self.limiter.observe(exc.response.headers, ticket=ticket)
+                    self.limiter.observe(exc.response.headers, ticket)
                     if exc.status_code == 429 and decision.retry:
                         self.limiter.pause(decision.delay)
                 if not decision.retry:
@@ -135,7 +135,7 @@ class Transport:
             self.limiter.release()
             headers = getattr(result, "headers", None)
             if headers is not None:
-                self.limiter.observe(headers, next_tokens, ticket)
+                self.limiter.observe(headers, ticket, next_tokens)
             return result
 
     # -- completions with cache and accounting ----------------------------------------
