@@ -56,6 +56,10 @@ SETTINGS.update({
                                   "confirm_by": "accuracy"}),
     "propose-segments-400": (4000, {**CAL, "mode": "segments", "rounds": 8, "per_round": 6,
                                     "proposer": {"max_new_tokens": 16}}),
+    # the fourth round: up to 8 words per label from a larger probe, confirmed on dev 400-799
+    "verbalizer-many-400": (3000, {**CAL, "probe_per_label": 64, "top_k": 50,
+                                   "candidates_per_label": 10, "max_words": 8,
+                                   "confirm": 400, "confirm_top": 3}),
 })
 #: The final test evaluation: the first TEST_LIMIT examples of the fixed test split (the
 #: first round, to fit a loaded machine), or all of it (None).

@@ -3,8 +3,6 @@ log-probs reproduce score(), continuations match generate(), chat rendering, lim
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from hf_helpers import make_builder, make_setup
@@ -38,29 +36,6 @@ def test_echo_reproduces_score_for_multi_token_words_in_any_batch(backend, llama
     for batch_size in (1, 4, 16):
         echoed = echo_scores(backend, llama, prompts, WORDS, batch_size=batch_size)
         np.testing.assert_allclose(echoed, direct, atol=1e-4, rtol=0)
-
-
-def test_echo_through_the_server_reproduces_score(backend, llama):
-    """The openai backend's exact (echo) scoring against `serve --backend hf` on the tiny
-    Llama gives the hf backend's own label-word log-probs, multi-token words included."""
-    if importlib.util.find_spec("unified_prompt_openai") is None:
-        pytest.skip("unified_prompt_openai is not installed")
-    from unified_prompt_openai.server.config import ServeConfig
-    from unified_prompt_openai.server.run import ServerThread
-
-    prompts = make_builder().render(synthetic_examples()[:4])
-    direct = backend.score(llama, prompts, WORDS)
-    config = ServeConfig(backend="hf", model=str(tiny_model("llama")), served_name="tiny-llama",
-                         backend_options={"device": "cpu"}, api_key="sk-test")
-    with ServerThread(config) as srv:
-        client = create_backend("openai", {"base_url": srv.base_url, "api_key": "sk-test",
-                                           "cache": False, "scoring": "echo"})
-        try:
-            hosted = client.score(client.load_model("tiny-llama"), prompts, WORDS)
-        finally:
-            client.close()
-    np.testing.assert_allclose(hosted.logprob, direct.logprob, atol=1e-4, rtol=0)
-    assert hosted.n_tokens.tolist() == direct.n_tokens.tolist()
 
 
 def test_echo_on_a_prompt_tuned_model_keeps_its_soft_tokens(backend, llama):

@@ -3,6 +3,7 @@ itself: echo scoring reproduces the exact label-word log-probs."""
 
 from __future__ import annotations
 
+import numpy as np
 import openai_testkit as kit
 import pytest
 
@@ -57,3 +58,35 @@ def test_hf_predictions_through_the_server_equal_the_hf_backend(tmp_path):
         [r["prediction"] for r in direct.predictions]
     for a, b in zip(hosted.predictions, direct.predictions, strict=True):
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-3)
+
+
+def test_tiny_hf_model_through_the_server_scores_as_the_hf_backend(tmp_path):
+    """`serve --backend hf` on the tiny Llama, scored by echo: the hf backend's own
+    label-word log-probs, for words of one, two and three tokens."""
+    pytest.importorskip("unified_prompt_hf")
+    from unified_prompt.config import ExperimentSpec
+    from unified_prompt.prompts.builder import PromptBuilder
+    from unified_prompt.registry import create_backend
+    from unified_prompt.testing.conformance import synthetic_examples
+    from unified_prompt.testing.tiny import tiny_model
+
+    words = ["good", "absolutely wonderful", "差"]
+    files = kit.write_data(tmp_path / "data", train=4, dev=0, test=4)
+    spec = ExperimentSpec.model_validate(kit.run_spec(files, backend="hf", model="x"))
+    prompts = PromptBuilder(spec).render(synthetic_examples()[:4])
+    model = str(tiny_model("llama"))
+    local = create_backend("hf", {"device": "cpu"})
+    try:
+        direct = local.score(local.load_model(model), prompts, words)
+    finally:
+        local.close()
+    assert direct.n_tokens[0].tolist() == [1, 2, 3]
+    with kit.serve(backend="hf", model=model, served_name="tiny-llama",
+                   backend_options={"device": "cpu"}) as srv:
+        client = create_backend("openai", kit.backend_options(srv, scoring="echo"))
+        try:
+            hosted = client.score(client.load_model("tiny-llama"), prompts, words)
+        finally:
+            client.close()
+    np.testing.assert_allclose(hosted.logprob, direct.logprob, atol=1e-4, rtol=0)
+    assert hosted.n_tokens.tolist() == direct.n_tokens.tolist()
