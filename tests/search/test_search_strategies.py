@@ -69,41 +69,39 @@ def test_propose_refines_towards_the_hidden_instruction(make_task, tmp_path, ext
 
 
 def _scripted_propose(make_task, tmp_path, hidden: str, *, mode: str, budget: int,
-                      rounds: int):
-    """A propose search by the scripted proposer towards the hidden template."""
+                      rounds: int, origin: str):
+    """A propose search by the scripted proposer towards the hidden template, which must
+    climb it with every proposal usable; returns the result and the proposal rows."""
     spec = make_task({"template": hidden})
-    return run_search(spec, strategy="propose", budget=budget, out=tmp_path / "out",
-                      options={**ACC, "dev_limit": 24, "rounds": rounds, "per_round": 3,
-                               "mode": mode, "proposer": {"backend": "scripted"}})
+    result = run_search(spec, strategy="propose", budget=budget, out=tmp_path / "out",
+                        options={**ACC, "dev_limit": 24, "rounds": rounds, "per_round": 3,
+                                 "mode": mode, "proposer": {"backend": "scripted"}})
+    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
+    assert result.dev["best"]["accuracy"] >= 0.9
+    assert result.best.origin == origin
+    assert result.extras["proposer"]["rejected"] == []
+    return result, [r for r in result.rows if r.get("round")]
 
 
 def test_propose_in_template_mode_rewrites_whole_templates(make_task, tmp_path,
                                                           extra_backends):
-    result = _scripted_propose(make_task, tmp_path, "heavy summer camera\nReview: {text}\n"
-                               "Sentiment: {mask}", mode="template", budget=2000, rounds=12)
-    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
-    assert result.dev["best"]["accuracy"] >= 0.9
-    assert result.best.origin == "propose:template"
+    result, rows = _scripted_propose(
+        make_task, tmp_path, "heavy summer camera\nReview: {text}\nSentiment: {mask}",
+        mode="template", budget=2000, rounds=12, origin="propose:template")
     assert result.best.template.endswith("\nReview: {text}\nSentiment: {mask}")
-    rows = [r for r in result.rows if r.get("round")]
     assert rows and all(r["origin"] == "propose:template" for r in rows)
-    assert result.extras["proposer"]["rejected"] == []
 
 
 def test_propose_in_segments_mode_rewrites_the_templates_own_wording(make_task, tmp_path,
                                                                    extra_backends):
-    result = _scripted_propose(make_task, tmp_path, "heavy summer camera: {text}\n"
-                               "Sentiment: {mask}", mode="segments", budget=2500, rounds=16)
-    assert result.dev["best"]["accuracy"] >= result.dev["original"]["accuracy"] + 0.15
-    assert result.dev["best"]["accuracy"] >= 0.9
-    assert result.best.origin == "propose:segment"
+    result, rows = _scripted_propose(
+        make_task, tmp_path, "heavy summer camera: {text}\nSentiment: {mask}",
+        mode="segments", budget=2500, rounds=16, origin="propose:segment")
     # only the wording changed: the slots and the whitespace around the words stay put
     assert re.fullmatch(r"[a-z]+ [a-z]+ [a-z]+: \{text\}\n[^{}\n]+: \{mask\}",
                         result.best.template), result.best.template
-    rows = [r for r in result.rows if r.get("round")]
     assert {r["segment"] for r in rows} == {"before each text input",
                                             "between the text input and the label"}
-    assert result.extras["proposer"]["rejected"] == []
 
 
 def test_segments_are_the_wording_before_each_field_and_the_mask():

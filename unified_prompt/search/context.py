@@ -89,9 +89,10 @@ class SearchContext:
                         reverse=True)
         out: dict[str, Candidate] = {}
         for cand, _ in ranked:
+            if len(out) == n:
+                break
             prompt = replace(cand, calibration=None) if self.calibrations else cand
-            if len(out) < n:
-                out.setdefault(prompt.prompt_key(), prompt)
+            out.setdefault(prompt.prompt_key(), prompt)
         return list(out.values())
 
     def better(self, score: Score, other: Score | None) -> bool:

@@ -135,14 +135,18 @@ class _Search:
             search.tokens = min(search.tokens, self.budget.tokens)
         if self.budget.cost_usd is not None:
             search.cost_usd = min(search.cost_usd, self.budget.cost_usd)
-        final = pricer.score(builder.render(test), n_words).scaled(2.0)
-        final.calls = 2 * (len(test) + cal)
+
+        def passes(examples: list, n: int) -> Spend:
+            """`n` prompts scored on `examples`, each with the content-free inputs."""
+            if not examples:
+                return Spend()
+            spend = pricer.score(builder.render(examples), n_words).scaled(n)
+            spend.calls = n * (len(examples) + cal)
+            return spend
+
+        final = passes(test, 2)  # the original and the best
         confirm = self.confirm_examples(splits)
-        checked = (self.strategy.options.confirm_top + 1) if confirm else 0
-        confirming = Spend()
-        if confirm:
-            confirming = pricer.score(builder.render(confirm), n_words).scaled(checked)
-            confirming.calls = checked * (len(confirm) + cal)
+        confirming = passes(confirm, self.strategy.options.confirm_top + 1)
         total = search + final + confirming
         out: dict[str, Any] = {
             "strategy": self.strategy.name, "backend": backend.name, "model": spec.backend.model,

@@ -316,12 +316,10 @@ class ProposeSearch(Strategy):
             raise UserInputError(
                 f"propose mode segments: the template {current.template!r} has no wording "
                 "before a field or before {mask} to rewrite; use mode instruction or template")
-        current_score = None  # the original under its best calibration (already scored)
-        for variant in ctx.variants(current):
-            score, _ = ctx.objective.dev_score(variant, ctx.dev)
-            if ctx.better(score, current_score):
-                current_score = score
-        assert current_score is not None
+        # the run scored the original (under each calibration) before the search began
+        current_score = ctx.best_score
+        assert current_score is not None and ctx.best is not None
+        assert ctx.best.prompt_key() == current.prompt_key()
         parts = Template(current.template).parts
         history = {i: {segment_core(parts[i])[1]: 100 * current_score.accuracy}
                    for i, _ in pieces}
