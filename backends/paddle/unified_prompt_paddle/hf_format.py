@@ -1,6 +1,6 @@
 """The hf backend's adapter folders (PEFT's format), read and written with safetensors.numpy.
 
-Written exactly as unified_prompt_hf.adapters lays them out, so the hf backend (and plain
+Written exactly as the hf backend's method modules lay them out, so the hf backend (and plain
 PEFT, where PEFT can express the method) loads a converted folder unchanged:
   lora           adapter_config.json + adapter_model.safetensors
   prefix_tuning  the same two files (prompt_embeddings = the prefix's key/values)
