@@ -11,6 +11,7 @@ backends` and `validate` read the class attributes below without loading torch o
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,11 +59,15 @@ class Capabilities:
     notes: tuple[str, ...] = ()
 
     def supports_method(self, method: str) -> bool:
-        if method == "none":
-            return True
-        if method == "hosted":
-            return bool(self.hosted_finetune)
-        return method in self.methods
+        from unified_prompt.methods import supported
+
+        return supported(method, self.methods, self.hosted_finetune)
+
+    def require_method(self, method: str, backend: str) -> None:
+        """CapabilityError unless this backend can run `method` (see methods.check_supported)."""
+        from unified_prompt.methods import check_supported
+
+        check_supported(method, backend=backend, local=self.methods, hosted=self.hosted_finetune)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -260,12 +265,30 @@ class BackendOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _checking_method(start_training: Callable[..., TrainSession]) -> Callable[..., TrainSession]:
+    @functools.wraps(start_training)
+    def start(self: Backend, model: Any, setup: TrainSetup) -> TrainSession:
+        self.capabilities.require_method(setup.method.method, self.name)
+        return start_training(self, model, setup)
+
+    start._checks_method = True  # type: ignore[attr-defined]
+    return start
+
+
 class Backend(ABC):
     """One framework. Subclasses set `name`, `capabilities` and `Options`."""
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every backend's start_training refuses a method the backend does not declare,
+        before the backend sees it (the one place a method meets a backend)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("start_training")
+        if own is not None and not getattr(own, "_checks_method", False):
+            cls.start_training = _checking_method(own)  # type: ignore[method-assign]
 
     def __init__(self, options: BackendOptions | dict[str, Any] | None = None) -> None:
         if options is None or isinstance(options, dict):

@@ -29,11 +29,12 @@ from unified_prompt.artifacts import (
     spec_yaml,
 )
 from unified_prompt.backend import Backend, GenerationParams, TrainSetup, WorkPlan
-from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, load_spec
+from unified_prompt.config import ExperimentSpec, build_spec, load_spec
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import CapabilityError, JobFailedError, UnifiedPromptError
 from unified_prompt.jobs import JobCancelledError, JobEvent, LocalJob
+from unified_prompt.methods import METHODS
 from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
 from unified_prompt.progress import bar
 from unified_prompt.prompts.builder import PromptBuilder
@@ -268,11 +269,7 @@ class _Run:
         backend = create_backend(spec.backend.name, spec.backend.options_for())
         self.backend = backend
         caps = backend.capabilities
-        method = spec.finetune.method
-        if not caps.supports_method(method):
-            have = ", ".join(sorted(caps.methods | ({"hosted"} if caps.hosted_finetune else set())))
-            raise CapabilityError(f"backend {backend.name!r} cannot train finetune.method "
-                                  f"{method!r} (it can: {have or 'nothing'})")
+        caps.require_method(spec.finetune.method, backend.name)
         if spec.task == "generation" and not caps.generate:
             raise CapabilityError(f"backend {backend.name!r} cannot generate text")
         backend.set_budget(spec.budget)
@@ -329,14 +326,14 @@ class _Run:
         model = backend.load_model(spec.backend.model)
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
-        method = spec.finetune.method
+        runs = METHODS[spec.finetune.method].runs
         if self.adapter_manifest is not None:
             model, trainable = self._load_saved_adapter(backend, model, info)
             training = {"adapter": str(spec.eval.adapter)}
-        elif method in LOCAL_METHODS:
+        elif runs == "local":
             model, trainable, train_seconds, training = self._train_local(
                 backend, model, builder, splits, resuming)
-        elif method == "hosted":
+        elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
         evaluator = Evaluator(backend, builder, spec, self.progress)
         started = time.perf_counter()

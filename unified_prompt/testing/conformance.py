@@ -26,10 +26,9 @@ from unified_prompt.backend import Backend, GenerationParams, ModelKind, TrainSe
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.data.example import Example
 from unified_prompt.errors import CapabilityError, UnifiedPromptError
+from unified_prompt.methods import LOCAL_METHODS
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
-
-LOCAL_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full")
 
 #: Small, fast settings per method; lrs high enough to move a tiny model in a few steps.
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {

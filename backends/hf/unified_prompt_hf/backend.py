@@ -24,8 +24,8 @@ from unified_prompt.backend import (
     TrainSession,
     TrainSetup,
 )
-from unified_prompt.errors import CapabilityError
 from unified_prompt_hf.errors import boundary, translated
+from unified_prompt_hf.methods import MODULES as METHOD_MODULES
 from unified_prompt_hf.options import HFOptions
 
 if TYPE_CHECKING:
@@ -35,15 +35,13 @@ if TYPE_CHECKING:
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_hf.handle import HFModel
 
-METHODS = frozenset({"prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full"})
-
 
 class HFBackend(Backend):
     """Any local Hugging Face causal or masked LM, trained with peft or fully."""
 
     name: ClassVar[str] = "hf"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        score=True, exact_multi_token=True, generate=True, methods=METHODS, adapters=True,
+        score=True, exact_multi_token=True, generate=True, methods=frozenset(METHOD_MODULES), adapters=True,
         top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
         notes=("adapters in PEFT's format; soft prompts also as soft_prompt.safetensors",
@@ -131,10 +129,6 @@ class HFBackend(Backend):
     # -- training --------------------------------------------------------------------
     @translated("starting training")
     def start_training(self, model: HFModel, setup: TrainSetup) -> TrainSession:
-        method = setup.method.method
-        if method not in METHODS:
-            raise CapabilityError(f"backend 'hf' cannot train finetune.method {method!r} "
-                                  f"(it can: {', '.join(sorted(METHODS))})")
         from unified_prompt_hf.session import HFTrainSession
 
         return HFTrainSession(model, setup)

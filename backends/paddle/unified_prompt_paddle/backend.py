@@ -27,6 +27,7 @@ from unified_prompt.backend import (
     TrainSetup,
 )
 from unified_prompt.errors import BackendError, UnifiedPromptError
+from unified_prompt_paddle.methods import MODULES as METHOD_MODULES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +53,7 @@ class PaddleBackend(Backend):
     name = "paddle"
     capabilities = Capabilities(
         score=True, exact_multi_token=True, generate=True,
-        methods=frozenset({"prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full"}),
+        methods=frozenset(METHOD_MODULES),
         adapters=True, top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
         notes=("PaddlePaddle 3.3 + PaddleNLP 2.8 on CPU, float32",
@@ -179,9 +180,6 @@ class PaddleBackend(Backend):
     def start_training(self, model: PaddleModel, setup: TrainSetup) -> TrainSession:
         from unified_prompt_paddle.session import PaddleTrainSession
 
-        method = setup.method.method
-        if not self.capabilities.supports_method(method):
-            raise self.missing(f"training ({method})")
         return PaddleTrainSession(model, setup)
 
     def load_adapter(self, model: PaddleModel, path: Path) -> PaddleModel:

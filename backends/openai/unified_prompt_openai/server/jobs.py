@@ -258,7 +258,7 @@ class FineTuneJobs:
                         "(local backends have no preference loss)", level="warn")
             backend, registry = self.registry.backend, self.registry
             base = registry.base_handle
-            soft = tr.SOFT_TOKENS if self.train_method == "prompt_tuning" else 0
+            soft = tr.soft_tokens(self.train_method)
             render = lambda msgs: registry.call(backend.render_chat, base, msgs)  # noqa: E731
             items = tr.train_items(render, rows, soft)
             val_items = tr.train_items(render, val_rows[:64], soft)
