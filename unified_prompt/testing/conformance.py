@@ -25,7 +25,7 @@ import pytest
 from unified_prompt.backend import Backend, GenerationParams, ModelKind, TrainSetup
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.data.example import Example
-from unified_prompt.errors import CapabilityError, UnifiedPromptError
+from unified_prompt.errors import BackendError, CapabilityError, UnifiedPromptError
 from unified_prompt.methods import LOCAL_METHODS
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
@@ -376,6 +376,30 @@ class BackendConformance:
     def test_unknown_model_is_a_core_error(self, backend: Backend, tmp_path: Path) -> None:
         with pytest.raises(UnifiedPromptError):
             backend.load_model(str(tmp_path / "no-such-model"))
+
+    def test_framework_failure_is_a_core_error(self, backend: Backend, model: Any,
+                                               tmp_path: Path) -> None:
+        """A checkpoint whose weight files are corrupt is rejected by the framework's own
+        reader (safetensors, numpy, paddle); that error leaves the backend as a core error
+        naming the backend, with the framework's exception chained."""
+        methods = [m for m in LOCAL_METHODS if backend.capabilities.supports_method(m)]
+        if not methods:
+            pytest.skip(f"backend {self.backend_name!r} trains no local method")
+        self.require_method(backend, model, methods[0])
+        session, builder, _, _ = self.train(backend, model, methods[0], steps=1)
+        session.save_checkpoint(tmp_path / "ckpt")
+        corrupted = [f for f in (tmp_path / "ckpt").rglob("*")
+                     if f.is_file() and f.suffix != ".json"]
+        assert corrupted, "save_checkpoint writes weight files"
+        for f in corrupted:
+            f.write_bytes(b"\x00not a weight file\xff" * 3)
+        fresh = backend.start_training(model, self.setup_for(builder))
+        with pytest.raises(UnifiedPromptError) as err:
+            fresh.load_checkpoint(tmp_path / "ckpt")
+        if isinstance(err.value, BackendError):
+            assert str(err.value).startswith(f"{self.backend_name} backend: "), str(err.value)
+            assert err.value.__cause__ is not None, "the framework's exception stays chained"
+            assert not isinstance(err.value.__cause__, UnifiedPromptError)
 
     def test_undeclared_method_raises_capability_error(self, backend: Backend,
                                                        model: Any) -> None:

@@ -1,7 +1,9 @@
 """PaddleBackend: the core's contract on PaddlePaddle + PaddleNLP.
 
 This module must stay import-light (no paddle, no paddlenlp): `unified-prompt backends`
-reads `capabilities` and `Options` from the class without loading a framework.
+reads `capabilities` and `Options` from the class without loading a framework. paddle and
+paddlenlp errors leave every primitive as core errors (the core's boundary wraps them:
+unified_prompt.boundary).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from unified_prompt.backend import (
     TrainSession,
     TrainSetup,
 )
-from unified_prompt.errors import BackendError, UnifiedPromptError
 from unified_prompt_paddle.methods import MODULES as METHOD_MODULES
 
 if TYPE_CHECKING:
@@ -42,11 +43,6 @@ class PaddleOptions(BackendOptions):
                                    "(default: the model's limit, at most 2048).")
     threads: int | None = Field(None, ge=1, description="CPU math threads (default: one per "
                                 "core).")
-
-
-def _translate(exc: Exception) -> UnifiedPromptError:
-    """paddle/paddlenlp failures as the core's BackendError (the cause stays chained)."""
-    return BackendError(f"paddle backend: {type(exc).__name__}: {exc}")
 
 
 class PaddleBackend(Backend):
@@ -78,13 +74,8 @@ class PaddleBackend(Backend):
             paddle()
             set_threads(self.options.threads)
         if key not in self._models:
-            try:
-                self._models[key] = load_folder(Path(folder), max_length=self.options.max_length,
-                                                name=ref)
-            except UnifiedPromptError:
-                raise
-            except Exception as exc:
-                raise _translate(exc) from exc
+            self._models[key] = load_folder(Path(folder), max_length=self.options.max_length,
+                                            name=ref)
         return self._models[key]
 
     def model_info(self, model: PaddleModel) -> ModelInfo:
