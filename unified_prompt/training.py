@@ -99,6 +99,8 @@ class TrainOutcome:
 
 
 Evaluate = Callable[[], dict[str, float]]
+#: Called after each epoch's last optimizer step (and the run's last) with (step, loss).
+EpochEnd = Callable[[int, float], None]
 
 
 class Trainer:
@@ -107,7 +109,7 @@ class Trainer:
     def __init__(self, session: TrainSession, items: Sequence[TrainItem], spec: TrainSpec, *,
                  seed: int, evaluate: Evaluate | None = None, metric: str = "accuracy",
                  checkpoint_dir: Path | None = None, log: Callable[..., None] | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, on_epoch_end: EpochEnd | None = None) -> None:
         self.session = session
         self.items = list(items)
         self.spec = spec
@@ -117,6 +119,7 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.log = log or (lambda kind, **data: None)
         self.progress = progress
+        self.on_epoch_end = on_epoch_end
         self.plan = Plan.build(spec, len(self.items), evaluate is not None)
         self._best_state: dict[str, Any] | None = None
         self.state = TrainState()
@@ -214,6 +217,9 @@ class Trainer:
                 state.step += 1
                 state.seconds = time.perf_counter() - started
                 self.log("step", step=state.step, loss=loss, lr=lr, grad_norm=grad_norm)
+                if self.on_epoch_end is not None and (state.step % plan.steps_per_epoch == 0
+                                                      or state.step == plan.total_steps):
+                    self.on_epoch_end(state.step, loss)
                 if ctx is not None:
                     ctx.emit(f"step {state.step}/{plan.total_steps}: loss {loss:.4f}",
                              type="metrics", step=state.step, train_loss=loss)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from unified_prompt.evaluation import LABEL_TOKENS, Evaluator
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.prompts.calibration import calibrated
 from unified_prompt.prompts.verbalizer import Verbalizer, WordScores
-from unified_prompt.runner import LABEL_TOKENS, Evaluator
 from unified_prompt.search.budget import Meter, Pricer
 from unified_prompt.search.candidate import Candidate
 

@@ -166,7 +166,7 @@ class BackendConformance:
         np.testing.assert_allclose(together, alone, atol=1e-4, rtol=0)
 
     def test_predictions_stay_in_label_space(self, backend: Backend, model: Any) -> None:
-        from unified_prompt.runner import Evaluator
+        from unified_prompt.evaluation import Evaluator
 
         builder = self.builder(backend, model)
         evaluator = Evaluator(backend, builder, builder.spec, progress=False)
