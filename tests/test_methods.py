@@ -77,5 +77,5 @@ def test_start_training_refuses_an_undeclared_method_before_the_backend_sees_it(
     lora = TrainSetup(method=LoraSpec(method="lora"), task="classification", seed=0)
     assert backend.start_training(None, lora) == ("started", "lora")
     full = TrainSetup(method=FullSpec(method="full"), task="classification", seed=0)
-    with pytest.raises(CapabilityError, match="'bare' cannot train finetune.method 'full'"):
+    with pytest.raises(CapabilityError, match=r"'bare' cannot train finetune\.method 'full'"):
         backend.start_training(None, full)

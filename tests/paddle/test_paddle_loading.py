@@ -115,7 +115,7 @@ def test_errors_while_scoring_are_core_errors(paddle_backend, tiny_llama) -> Non
     from unified_prompt.errors import BackendError
 
     broken = tiny_llama.derive(net=None)
-    with pytest.raises(BackendError, match="^paddle backend: scoring failed") as err:
+    with pytest.raises(BackendError, match=r"^paddle backend: scoring failed") as err:
         paddle_backend.score(broken, [Template("{text} {mask}").render({"text": "x"})], ["a"])
     assert isinstance(err.value.__cause__, AttributeError)
 
