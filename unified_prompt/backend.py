@@ -300,7 +300,9 @@ def _backend_owner(backend: Backend) -> str:
 
 
 class Backend(ABC):
-    """One framework. Subclasses set `name`, `capabilities` and `Options`.
+    """One framework. Subclasses set `name`, `capabilities` (what the backend can do at all,
+    read before any model loads) and `Options`; `model_capabilities(model)` answers for
+    one loaded model.
 
     The primitives a subclass defines run inside the core's error boundary
     (unified_prompt.boundary): whatever the framework raises leaves as a core error.
@@ -337,6 +339,11 @@ class Backend(ABC):
 
     @abstractmethod
     def model_info(self, model: Any) -> ModelInfo: ...
+
+    def model_capabilities(self, model: Any) -> Capabilities:
+        """What this backend can do with `model`: `capabilities`, unless the model narrows
+        them (a hosted model that cannot score label words is evaluated by generating)."""
+        return self.capabilities
 
     # -- inference -------------------------------------------------------------------
     def score(self, model: Any, prompts: Sequence[Rendered], words: Sequence[str], *,

@@ -46,7 +46,7 @@ class Evaluator:
 
         verbalizer = self.builder.verbalizer
         assert verbalizer is not None
-        if not self.backend.capabilities.score:
+        if not self.backend.model_capabilities(model).score:
             texts = self.generate(model, prompts, desc, max_new_tokens=LABEL_TOKENS)
             out = np.full((len(prompts), len(verbalizer.labels)), -1e9)
             for i, text in enumerate(texts):

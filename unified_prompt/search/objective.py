@@ -93,7 +93,7 @@ class Objective:
     # -- scoring -----------------------------------------------------------------------
     def _raw(self, spec: ExperimentSpec, builder: PromptBuilder, prompts: list) -> np.ndarray:
         assert builder.verbalizer is not None
-        if self.backend.capabilities.score:
+        if self.backend.model_capabilities(self.model).score:
             spend = self.pricer.score(prompts, len(builder.verbalizer.flat_words))
         else:
             spend = self.pricer.generate(prompts, LABEL_TOKENS)

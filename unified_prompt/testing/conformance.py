@@ -109,10 +109,10 @@ class BackendConformance:
                           soft_slots=builder.template.soft_slots, total_steps=self.train_steps)
 
     def require_method(self, backend: Backend, model: Any, method: str) -> None:
-        if not backend.capabilities.supports_method(method):
+        if not backend.model_capabilities(model).supports_method(method):
             pytest.skip(f"backend {self.backend_name!r} does not declare method {method!r}")
         kind = backend.model_info(model).kind
-        if kind not in backend.capabilities.model_kinds:
+        if kind not in backend.model_capabilities(model).model_kinds:
             pytest.skip(f"model kind {kind.value} not supported")
 
     def train(self, backend: Backend, model: Any, method: str, steps: int | None = None,
@@ -135,11 +135,11 @@ class BackendConformance:
 
     def test_model_info(self, backend: Backend, model: Any) -> None:
         info = backend.model_info(model)
-        assert info.kind in backend.capabilities.model_kinds
+        assert info.kind in backend.model_capabilities(model).model_kinds
         assert info.total_params is None or info.total_params > 0
 
     def test_scores_are_finite_and_shaped(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.score:
+        if not backend.model_capabilities(model).score:
             pytest.skip("backend does not score label words")
         builder = self.builder(backend, model)
         prompts = builder.render(synthetic_examples()[:3])
@@ -150,12 +150,12 @@ class BackendConformance:
         assert np.all(np.isfinite(scores.logprob))
         assert np.all(scores.logprob <= 1e-6), "log-probabilities are <= 0"
         assert np.all(scores.n_tokens >= 1)
-        if backend.capabilities.exact_multi_token:
+        if backend.model_capabilities(model).exact_multi_token:
             multi = words.index("absolutely wonderful")
             assert scores.n_tokens[0, multi] >= 2, "a two-word label word spans several tokens"
 
     def test_scores_do_not_depend_on_batch(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.score:
+        if not backend.model_capabilities(model).score:
             pytest.skip("backend does not score label words")
         builder = self.builder(backend, model)
         prompts = builder.render(synthetic_examples()[:4])
@@ -177,7 +177,7 @@ class BackendConformance:
             assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
 
     def test_generate_returns_text(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.generate:
+        if not backend.model_capabilities(model).generate:
             pytest.skip("backend does not generate")
         builder = self.builder(backend, model, task="generation")
         prompts = builder.render(synthetic_examples()[:2])
@@ -212,7 +212,7 @@ class BackendConformance:
     def test_adapter_round_trip(self, backend: Backend, model: Any, method: str,
                                 tmp_path: Path) -> None:
         self.require_method(backend, model, method)
-        if not backend.capabilities.adapters:
+        if not backend.model_capabilities(model).adapters:
             pytest.skip("backend does not save adapters")
         session, builder, _, _ = self.train(backend, model, method, steps=2)
         session.train_mode(False)
@@ -257,8 +257,8 @@ class BackendConformance:
 
     def test_generation_training_lowers_the_loss(self, backend: Backend, model: Any) -> None:
         methods = [m for m in ("lora", "full", "prompt_tuning")
-                   if backend.capabilities.supports_method(m)]
-        if not methods or not backend.capabilities.generate:
+                   if backend.model_capabilities(model).supports_method(m)]
+        if not methods or not backend.model_capabilities(model).generate:
             pytest.skip("backend trains no method used for generation here")
         builder = self.builder(backend, model, methods[0], task="generation")
         session = backend.start_training(model, self.setup_for(builder))
@@ -273,7 +273,7 @@ class BackendConformance:
 
     # -- raw text (OpenAI-compatible serving) and search primitives ---------------------
     def require_raw_text(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.raw_text:
+        if not backend.model_capabilities(model).raw_text:
             pytest.skip(f"backend {self.backend_name!r} does not declare raw_text")
         if backend.model_info(model).kind == ModelKind.MASKED:
             pytest.skip("raw-text log-probs and continuation are for causal models")
@@ -338,7 +338,7 @@ class BackendConformance:
         assert text.index(messages[0]["content"]) < text.index(messages[1]["content"])
 
     def test_vocabulary_and_tokenize_agree(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.token_gradients:
+        if not backend.model_capabilities(model).token_gradients:
             pytest.skip(f"backend {self.backend_name!r} does not declare token_gradients")
         vocab = backend.vocabulary(model)
         info = backend.model_info(model)
@@ -351,7 +351,7 @@ class BackendConformance:
 
     def test_token_gradients_are_shaped_and_deterministic(self, backend: Backend,
                                                           model: Any) -> None:
-        if not backend.capabilities.token_gradients:
+        if not backend.model_capabilities(model).token_gradients:
             pytest.skip(f"backend {self.backend_name!r} does not declare token_gradients")
         kind = backend.model_info(model).kind
         base = self.masked_template if kind == ModelKind.MASKED else self.template
@@ -382,7 +382,8 @@ class BackendConformance:
         """A checkpoint whose weight files are corrupt is rejected by the framework's own
         reader (safetensors, numpy, paddle); that error leaves the backend as a core error
         naming the backend, with the framework's exception chained."""
-        methods = [m for m in LOCAL_METHODS if backend.capabilities.supports_method(m)]
+        caps = backend.model_capabilities(model)
+        methods = [m for m in LOCAL_METHODS if caps.supports_method(m)]
         if not methods:
             pytest.skip(f"backend {self.backend_name!r} trains no local method")
         self.require_method(backend, model, methods[0])
@@ -403,7 +404,8 @@ class BackendConformance:
 
     def test_undeclared_method_raises_capability_error(self, backend: Backend,
                                                        model: Any) -> None:
-        missing = [m for m in LOCAL_METHODS if not backend.capabilities.supports_method(m)]
+        caps = backend.model_capabilities(model)
+        missing = [m for m in LOCAL_METHODS if not caps.supports_method(m)]
         if not missing:
             pytest.skip("backend declares every local method")
         builder = self.builder(backend, model, missing[0])
