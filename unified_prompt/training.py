@@ -25,7 +25,10 @@ from unified_prompt.progress import bar
 
 
 @dataclass(frozen=True)
-class Plan:
+class TrainPlan:
+    """A training run's shape, fixed before the first step: batches, steps, warmup, dev
+    evaluations (search strategies have their own StrategyPlan)."""
+
     n_items: int
     batch_size: int
     grad_accum: int
@@ -35,7 +38,7 @@ class Plan:
     eval_every: int | None
 
     @classmethod
-    def build(cls, spec: TrainSpec, n_items: int, has_dev: bool) -> Plan:
+    def build(cls, spec: TrainSpec, n_items: int, has_dev: bool) -> TrainPlan:
         if n_items < 1:
             from unified_prompt.errors import DataError
 
@@ -48,7 +51,7 @@ class Plan:
                    round(spec.warmup_ratio * total), eval_every if has_dev else None)
 
 
-def lr_at(step: int, plan: Plan, base_lr: float, schedule: str) -> float:
+def lr_at(step: int, plan: TrainPlan, base_lr: float, schedule: str) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warmup, then decay."""
     if plan.warmup_steps and step < plan.warmup_steps:
         return base_lr * (step + 1) / plan.warmup_steps
@@ -68,7 +71,7 @@ def epoch_order(n_items: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def step_batches(plan: Plan, seed: int, step: int) -> list[list[int]]:
+def step_batches(plan: TrainPlan, seed: int, step: int) -> list[list[int]]:
     """Item indices of each micro-batch of optimizer step `step`."""
     epoch, index = divmod(step, plan.steps_per_epoch)
     order = epoch_order(plan.n_items, seed, epoch)
@@ -120,7 +123,7 @@ class Trainer:
         self.log = log or (lambda kind, **data: None)
         self.progress = progress
         self.on_epoch_end = on_epoch_end
-        self.plan = Plan.build(spec, len(self.items), evaluate is not None)
+        self.plan = TrainPlan.build(spec, len(self.items), evaluate is not None)
         self._best_state: dict[str, Any] | None = None
         self.state = TrainState()
 

@@ -241,7 +241,7 @@ class FineTuneJobs:
     def _run(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:
         from unified_prompt.backend import TrainSetup
         from unified_prompt.local_training import TrainCallbacks, train_locally
-        from unified_prompt.training import Plan as TrainPlan
+        from unified_prompt.training import TrainPlan
 
         rows = self._validated_rows(r.training_file, kind)
         val_rows = self._validated_rows(r.validation_file, kind) if r.validation_file else []
