@@ -33,6 +33,7 @@ from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, loa
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import CapabilityError, JobFailedError, UnifiedPromptError
+from unified_prompt.figures.run import add_run_figures
 from unified_prompt.jobs import JobCancelledError, JobEvent, LocalJob
 from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
 from unified_prompt.progress import bar
@@ -41,6 +42,7 @@ from unified_prompt.prompts.calibration import calibrated
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.verbalizer import WordScores
 from unified_prompt.registry import create_backend
+from unified_prompt.tracking import Tracking
 
 
 def peak_rss_mb() -> float:
@@ -229,10 +231,11 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
+        self.tracking = Tracking(spec, self.run)  # sinks of the event stream (TensorBoard, MLflow)
 
     def log(self, kind: str, **data: Any) -> None:
         if self.run is not None:
-            self.run.log_event(kind, **data)
+            self.tracking.publish(self.run.log_event(kind, **data))
 
     def config_yaml(self) -> str:
         return spec_yaml(self.spec)
@@ -257,6 +260,7 @@ class _Run:
                     self.run.discard_if_empty()
                 raise
         finally:
+            self.tracking.close()
             if self.backend is not None:
                 self.backend.close()
 
@@ -357,7 +361,8 @@ class _Run:
         result = RunResult(metrics, rows, self.run.path if self.run else None)
         if self.run is not None:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
-            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec))
+            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec)
+                              + add_run_figures(self.run.path, metrics, rows, self.log))
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
             self.log("finish", metrics=scores)
         return result
