@@ -8,8 +8,10 @@ TensorBoard (and `read_scalars`) drop what the killed process logged past its ch
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,11 @@ class TensorBoardSink:
     def _writer_now(self) -> Any:
         if self._writer is None:
             tbx = _tensorboardx()
+            # tensorboardX names files by the second: a writer reopened within one would
+            # overwrite the last file without a suffix of its own
             self._writer = tbx.SummaryWriter(logdir=str(self.folder), purge_step=self._purge,
-                                             flush_secs=10)
+                                             flush_secs=10,
+                                             filename_suffix=f".{os.getpid()}.{time.time_ns()}")
             self._purge = None
         return self._writer
 
