@@ -7,10 +7,10 @@ import json
 import math
 
 import pytest
-from conftest import run_cli
 from matplotlib.image import imread
-from toy_runs import events, predictions, toy_data, toy_run
 
+from tests.conftest import run_cli
+from tests.toy_runs import events, predictions, toy_data, toy_run
 from unified_prompt.errors import UserInputError
 from unified_prompt.portability import Tolerance, compare_runs
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 from matplotlib.image import imread
-from toy_runs import events, predictions, toy_data, toy_run
 
+from tests.toy_runs import events, predictions, toy_data, toy_run
 from unified_prompt.figures import plots
 
 TRAINED = ["confusion.png", "dev.png", "per_label.png", "reliability.png", "training.png"]

@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from toy_runs import events, toy_data, toy_run, toy_spec_data
 
+from tests.toy_runs import events, toy_data, toy_run, toy_spec_data
 from unified_prompt.runner import Experiment
 from unified_prompt.tracking.tensorboard_sink import TensorBoardSink, read_scalars
 

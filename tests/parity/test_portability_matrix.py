@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from toy_runs import toy_data, toy_spec_data
 
+from tests.toy_runs import toy_data, toy_spec_data
 from unified_prompt import portability
 from unified_prompt.testing.tiny import tiny_model
 from unified_prompt.tracking.tensorboard_sink import read_scalars
