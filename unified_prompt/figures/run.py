@@ -143,9 +143,9 @@ def run_section(record: RunRecord, figures: list[FigureFile]) -> str:
     """report.md's figures and classification tables."""
     lines: list[str] = []
     if figures:
-        lines += ["", "## Figures", ""]
+        lines += ["", "## Figures"]
         for f in figures:
-            lines += [f.link(), ""]
+            lines += ["", f.link()]
     table = label_table(record)
     if table is not None:
         lines += ["", f"## Per label ({record.metrics.get('split', 'eval')}, "
