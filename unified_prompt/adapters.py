@@ -8,6 +8,8 @@ trained with, the method and its settings, and the metrics it reached.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,3 +81,19 @@ def check_base_model(manifest: dict[str, Any], checksum: str | None, model: str,
             f"eval.adapter: {adapter} was trained on base model "
             f"{manifest['base_model'].get('name')!r} (checksum {trained_on[:12]}...), but "
             f"backend.model {model!r} has checksum {checksum[:12]}...")
+
+
+@dataclass(frozen=True)
+class AdapterConverter:
+    """Converts adapter folders between backends' formats. A backend that can registers one
+    under the `unified_prompt.converters` entry-point group, so the core (matrix --convert)
+    finds it by name without importing the backend.
+
+    `convert(src, dst, to, *, overwrite)` writes the adapter at `src` in backend `to`'s
+    format at `dst` (with its manifest) and returns `dst`."""
+
+    pairs: frozenset[tuple[str, str]]
+    convert: Callable[..., Path]
+
+    def can(self, source: str, target: str) -> bool:
+        return (source, target) in self.pairs

@@ -183,6 +183,28 @@ class BudgetSpec(Strict):
     max_cost_usd: float | None = Field(None, ge=0)
 
 
+class MlflowSpec(Strict):
+    uri: str | None = Field(None, description="Tracking URI; default: a sqlite store beside the "
+                            "run directory (sqlite:///<its parent>/mlflow.db).")
+    experiment: str | None = Field(None, description="Default: the spec's name, else "
+                                   "'unified-prompt'.")
+
+
+class TrackingSpec(Strict):
+    """Where a run's event stream is mirrored besides events.jsonl (never breaks a run)."""
+
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tensorboard.")
+    mlflow: MlflowSpec | None = Field(None, description="Log params, metrics and the run "
+                                      "directory to MLflow (pip install 'unified-prompt[mlflow]').")
+
+    @field_validator("mlflow", mode="before")
+    @classmethod
+    def _mlflow_shorthand(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        return None if v is False else v
+
+
 class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
@@ -193,6 +215,7 @@ class ExperimentSpec(Strict):
     finetune: FinetuneSpec = Field(default_factory=NoFinetune)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="after")
     def _coherent(self) -> ExperimentSpec:

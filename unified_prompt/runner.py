@@ -32,6 +32,7 @@ from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import CapabilityError, JobFailedError
 from unified_prompt.evaluation import LABEL_TOKENS, Evaluator
+from unified_prompt.figures.run import add_run_figures
 from unified_prompt.jobs import JobEvent
 from unified_prompt.local_training import TrainCallbacks, train_locally
 from unified_prompt.methods import METHODS
@@ -41,6 +42,7 @@ from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
 from unified_prompt.report import render_report
 from unified_prompt.result import RunResult, load_result, peak_rss_mb
+from unified_prompt.tracking import Tracking
 
 __all__ = ["LABEL_TOKENS", "Evaluator", "Experiment", "Predictor", "RunResult", "load_result",
            "peak_rss_mb", "render_report"]
@@ -89,10 +91,11 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
+        self.tracking = Tracking(spec, self.run)  # sinks of the event stream (TensorBoard, MLflow)
 
     def log(self, kind: str, **data: Any) -> None:
         if self.run is not None:
-            self.run.log_event(kind, **data)
+            self.tracking.publish(self.run.log_event(kind, **data))
 
     def config_yaml(self) -> str:
         return spec_yaml(self.spec)
@@ -117,6 +120,7 @@ class _Run:
                     self.run.discard_if_empty()
                 raise
         finally:
+            self.tracking.close()
             if self.backend is not None:
                 self.backend.close()
 
@@ -213,7 +217,8 @@ class _Run:
         result = RunResult(metrics, rows, self.run.path if self.run else None)
         if self.run is not None:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
-            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec))
+            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec)
+                              + add_run_figures(self.run.path, metrics, rows, self.log))
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
             self.log("finish", metrics=scores)
         return result

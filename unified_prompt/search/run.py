@@ -22,6 +22,7 @@ from unified_prompt.config import ExperimentSpec, load_spec, spec_from_data
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import BudgetExceededError, DataError, UserInputError
 from unified_prompt.evaluation import Evaluator
+from unified_prompt.figures.search import search_section
 from unified_prompt.progress import bar
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
@@ -236,8 +237,9 @@ class _Search:
                 out=self.out.path if self.out else None, rows=ctx.journal.rows,
                 extras=ctx.extras, plan=None)
             if self.out is not None:
-                self.out.finish(best_yaml(result), render_report(result),
-                                result.to_dict())
+                report = render_report(result) + search_section(
+                    self.out.path, ctx.journal.rows, self.strategy.options.select_by)
+                self.out.finish(best_yaml(result), report, result.to_dict())
             return result
         except BaseException:
             if self.out is not None:
