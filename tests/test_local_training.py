@@ -57,6 +57,7 @@ def test_inside_a_callers_job_a_cancel_checkpoints_where_it_stands(tmp_path):
                              TrainCallbacks(on_epoch_end=cancel_at_three), seed=1,
                              checkpoint_dir=tmp_path, progress=False, job=ctx).__dict__
 
-    job = LocalJob("outer", work)
+    job = LocalJob("outer", work, start=False)  # bound before its thread can cancel it
+    job.start()
     assert job.wait(timeout=60) == JobStatus.CANCELLED
     assert (tmp_path / "latest").read_text().strip() == "step-0000003"
