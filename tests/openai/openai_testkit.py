@@ -271,13 +271,14 @@ def _explain(exc: BaseException) -> str:
 
 # -- servers -------------------------------------------------------------------------
 @contextmanager
-def serve(**settings: Any) -> Iterator[Any]:
+def serve(instance: Any = None, **settings: Any) -> Iterator[Any]:
     """A real uvicorn server on a free 127.0.0.1 port around create_app(ServeConfig(...)),
-    with a Recorder outside it; yields the ServerThread (`.recorder` attached)."""
+    with a Recorder outside it; yields the ServerThread (`.recorder` attached). `instance`:
+    a backend object to serve (e.g. a FakeBackend subclass that fails on purpose)."""
     from unified_prompt_openai.server.config import ServeConfig
     from unified_prompt_openai.server.run import ServerThread
 
-    settings.setdefault("backend", "fake")
+    settings.setdefault("backend", "fake" if instance is None else instance.name)
     settings.setdefault("model", "fake-tiny")
     settings.setdefault("api_key", API_KEY)
     recorders: list[Recorder] = []
@@ -286,7 +287,7 @@ def serve(**settings: Any) -> Iterator[Any]:
         recorders.append(Recorder(app))
         return recorders[0]
 
-    with ServerThread(ServeConfig(**settings), wrap=wrap) as srv:
+    with ServerThread(ServeConfig(**settings), wrap=wrap, backend=instance) as srv:
         srv.recorder = recorders[0]
         RECORDERS.append(srv.recorder)
         try:

@@ -3,8 +3,8 @@ failure, and the traffic middleware outside them all."""
 
 from __future__ import annotations
 
-import json
 import logging
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from unified_prompt.backend import Backend
 from unified_prompt_openai.server.batches import Batches
+from unified_prompt_openai.server.bodies import read_json_object
 from unified_prompt_openai.server.config import ServeConfig
 from unified_prompt_openai.server.errors import APIError, error_body
 from unified_prompt_openai.server.faults import FaultInjector
@@ -51,14 +52,7 @@ def state(request: Request) -> ServerState:
 
 async def parse_body(request: Request, model: type[M]) -> M:
     """A JSON body as `model`; a bad one is a 400 naming the parameter, as the API does."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as exc:
-        raise APIError(400, f"We could not parse the JSON body of your request ({exc.msg}).") \
-            from None
-    if not isinstance(data, dict):
-        raise APIError(400, "The request body must be a JSON object.")
+    data = await read_json_object(request, state(request).config.max_body_bytes)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -115,9 +109,11 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> TrafficMi
 
     @app.exception_handler(Exception)
     async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("error answering %s %s", request.method, request.url.path)
+        incident = secrets.token_hex(6)
+        log.exception("error %s answering %s %s", incident, request.method, request.url.path)
         return JSONResponse(error_body(f"The server had an error processing your request "
-                                       f"({type(exc).__name__}: {exc}).", type="server_error"),
+                                       f"(incident {incident}, {type(exc).__name__}; the "
+                                       "details are in the server's log).", type="server_error"),
                             status_code=500)
 
     return TrafficMiddleware(

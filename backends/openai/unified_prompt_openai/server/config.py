@@ -32,6 +32,8 @@ class ServeConfig:
     real_api_quirks: bool = False
     default_max_tokens: int = 128
     max_batch: int = 32
+    max_body_bytes: int = 32 * 1024 * 1024  # a JSON request body
+    max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file, as the hosted API
     chat_only: bool = False  # answer /v1/completions 404, as hosts of chat models do
 
     @property

@@ -72,6 +72,13 @@ class FileStore:
         stored.path.unlink(missing_ok=True)
 
 
+def safe_filename(name: str | None) -> str | None:
+    """The last component of a client's file name: a name is a label, never a path."""
+    if name is None:
+        return None
+    return re.split(r"[\\/]", name)[-1].strip() or "upload"
+
+
 _PARAM = re.compile(r';\s*([\w*-]+)="?([^";]*)"?')
 
 
@@ -91,10 +98,14 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | Non
         if not sep:
             continue
         data = data.removesuffix(b"\r\n")
-        headers = head.decode("utf-8", "replace")
+        try:
+            headers = head.decode("utf-8")
+        except UnicodeDecodeError:
+            raise APIError(400, "A form part's headers (its field name or filename) are not "
+                           "valid UTF-8.") from None
         disposition = next((line for line in headers.split("\r\n")
                             if line.lower().startswith("content-disposition")), "")
         fields = dict((k.lower(), v) for k, v in _PARAM.findall(disposition))
         if "name" in fields:
-            out[fields["name"]] = (fields.get("filename"), data)
+            out[fields["name"]] = (safe_filename(fields.get("filename")), data)
     return out

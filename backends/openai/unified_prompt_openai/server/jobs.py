@@ -19,7 +19,7 @@ from unified_prompt.data.hosted_format import validate_lines
 from unified_prompt.errors import DataError
 from unified_prompt.jobs import JobCancelledError, JobContext, JobStatus, LocalJob
 from unified_prompt_openai.server import training as tr
-from unified_prompt_openai.server.errors import APIError, not_found
+from unified_prompt_openai.server.errors import APIError, not_found, redact_paths
 from unified_prompt_openai.server.files import FileStore
 from unified_prompt_openai.server.models import ModelRegistry
 from unified_prompt_openai.server.paging import page
@@ -223,18 +223,17 @@ class FineTuneJobs:
             r.event("Job cancelled", data={"status": "cancelled"})
             raise
         except DataError as exc:
-            r.error = {"code": "invalid_training_file", "message": str(exc),
+            r.error = {"code": "invalid_training_file", "message": redact_paths(str(exc)),
                        "param": "training_file"}
             r.finished_at = int(time.time())
-            r.event(f"Training file validation failed: {exc}", level="error",
+            r.event(f"Training file validation failed: {r.error['message']}", level="error",
                     data={"status": "failed"})
             raise
         except Exception as exc:
-            r.error = {"code": "server_error", "message": f"{type(exc).__name__}: {exc}",
-                       "param": None}
+            reason = redact_paths(f"{type(exc).__name__}: {exc}")
+            r.error = {"code": "server_error", "message": reason, "param": None}
             r.finished_at = int(time.time())
-            r.event(f"Fine-tuning failed: {type(exc).__name__}: {exc}", level="error",
-                    data={"status": "failed"})
+            r.event(f"Fine-tuning failed: {reason}", level="error", data={"status": "failed"})
             raise
 
     def _run(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:

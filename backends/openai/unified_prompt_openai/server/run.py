@@ -41,13 +41,14 @@ class ServerThread:
     """`with ServerThread(config) as srv:` -> srv.base_url serves until the block ends."""
 
     def __init__(self, config: ServeConfig, *, port: int = 0, wrap: Any = None,
-                 log_level: str = "warning") -> None:
-        """`port=0` picks a free port; `wrap(app)` may put test middleware around the app."""
+                 log_level: str = "warning", backend: Any = None) -> None:
+        """`port=0` picks a free port; `wrap(app)` may put test middleware around the app;
+        `backend` serves an already-built backend instead of creating `config.backend`."""
         import uvicorn
 
         from unified_prompt_openai.server.app import create_app
 
-        self.asgi = create_app(config)
+        self.asgi = create_app(config, backend)
         self.app = wrap(self.asgi) if wrap is not None else self.asgi
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

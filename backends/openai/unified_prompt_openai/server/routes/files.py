@@ -21,7 +21,11 @@ async def upload(request: Request) -> dict[str, Any]:
     if "file" not in form or "purpose" not in form:
         raise APIError(400, "Missing 'file' or 'purpose' in the form.",
                        param="file" if "file" not in form else "purpose")
-    purpose = form["purpose"][1].decode("utf-8").strip()
+    try:
+        purpose = form["purpose"][1].decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise APIError(400, "purpose: the form field is not valid UTF-8",
+                       param="purpose") from None
     if purpose not in PURPOSES:
         raise APIError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}",
                        param="purpose")

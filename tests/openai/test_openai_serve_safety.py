@@ -1,0 +1,159 @@
+"""`unified-prompt serve` against hostile and careless clients: malformed bodies, absurd
+parameters and oversized requests are 4xx invalid_request_error (never a 500, never a
+server path in the answer), over real HTTP to a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import openai_testkit as kit
+import pytest
+
+from unified_prompt.testing.fake import FakeBackend
+
+AUTH = {"Authorization": f"Bearer {kit.API_KEY}"}
+CHAT = b'{"model":"fake-tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2'
+PATHS = re.compile(r"/(tmp|work|home|usr|opt|root|var)/")
+
+
+def _post(srv, path: str, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(srv.base_url[:-3] + path, content=body, timeout=30,
+                      headers={**AUTH, "content-type": "application/json", **headers})
+
+
+def _assert_client_error(r: httpx.Response, status: int = 400, says: str = "") -> str:
+    assert r.status_code == status, r.text[:300]
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert not PATHS.search(r.text), r.text[:300]
+    assert says in error["message"], error["message"]
+    return error["message"]
+
+
+MALFORMED = {
+    "invalid UTF-8": (b'{"model":"fake-tiny\xff\xfe","messages":[]}', "not valid UTF-8"),
+    "100,000-deep arrays": (b'{"model":"fake-tiny","messages":' + b"[" * 100_000
+                            + b"]" * 100_000 + b"}", "deeper than"),
+    "100,000-deep objects": (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "deeper than"),
+    "70-deep nesting": (CHAT + b',"metadata":' + b"[" * 70 + b"]" * 70 + b"}", "deeper than"),
+    "5,000-digit max_tokens": (CHAT[:-1] + b"9" * 5000 + b"}", "5000 digits"),
+    "5,000-digit unknown field": (CHAT + b',"x":-' + b"9" * 5000 + b"}", "5000 digits"),
+    "NaN literal": (CHAT + b',"temperature":NaN}', "NaN is not valid JSON"),
+    "Infinity literal": (CHAT + b',"temperature":-Infinity}', "-Infinity is not valid"),
+    "1e999": (CHAT + b',"temperature":1e999}', "out of range"),
+    "duplicate key": (CHAT + b',"model":"other"}', "appears twice"),
+    "lone surrogate": (b'{"model":"fake-tiny","messages":[{"role":"user","content":"\\ud800"}]}',
+                       "surrogate"),
+    "truncated": (b'{"model":', "Expecting value"),
+    "not an object": (b"[1, 2]", "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_malformed_json_bodies_are_400_invalid_request(server, case):
+    body, says = MALFORMED[case]
+    _assert_client_error(_post(server, "/v1/chat/completions", body), 400, says)
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "seed": 2**70},
+     "seed"),
+    ("/v1/completions", {"prompt": "hi", "seed": -(2**70)}, "seed"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
+                              "top_logprobs": 21, "logprobs": True}, "top_logprobs"),
+    ("/v1/completions", {"prompt": "hi", "logprobs": 21}, "logprobs"),
+    ("/v1/completions", {"prompt": "hi", "n": -1}, "n"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 10**6}, "n"),
+])
+def test_out_of_range_parameters_are_400_naming_them(server, path, body, param):
+    r = _post(server, path, json.dumps({"model": "fake-tiny", "max_tokens": 2, **body}).encode())
+    _assert_client_error(r)
+    assert r.json()["error"]["param"] == param
+
+
+def test_json_body_size_limit_is_enforced_while_reading():
+    with kit.serve(max_body_bytes=4096) as srv:
+        big = CHAT + b',"user":"' + b"a" * 10_000 + b'"}'
+        _assert_client_error(_post(srv, "/v1/chat/completions", big), 413, "at most 4096")
+
+        def chunks():  # no Content-Length: the limit must hold while the bytes arrive
+            yield CHAT + b',"user":"'
+            for _ in range(100):
+                yield b"a" * 1000
+            yield b'"}'
+
+        r = httpx.post(srv.base_url + "/chat/completions", content=chunks(), timeout=30,
+                       headers={**AUTH, "content-type": "application/json"})
+        _assert_client_error(r, 413, "more than 4096")
+        assert _post(srv, "/v1/chat/completions", CHAT + b"}").status_code == 200
+
+
+def test_non_utf8_multipart_fields_are_400_and_filenames_are_never_paths(server):
+    def form(purpose: bytes, filename: bytes) -> bytes:
+        return (b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + filename
+                + b"\"\r\n\r\n{}\r\n--XB\r\nContent-Disposition: form-data; name=\"purpose\""
+                b"\r\n\r\n" + purpose + b"\r\n--XB--\r\n")
+
+    ctype = "multipart/form-data; boundary=XB"
+    for purpose, filename in ((b"fine-\xfftune", b"a.jsonl"), (b"fine-tune", b"\xff\xfe.jsonl")):
+        r = _post(server, "/v1/files", form(purpose, filename), **{"content-type": ctype})
+        _assert_client_error(r, 400, "not valid UTF-8")
+    r = _post(server, "/v1/files", form(b"batch", b"../../etc/x.jsonl"), **{"content-type": ctype})
+    assert r.status_code == 200 and r.json()["filename"] == "x.jsonl"
+
+
+class _FailingBackend(FakeBackend):
+    """Generation fails the way a broken install does: with a server path in the message."""
+
+    def generate_text(self, model, texts, params, **kw):
+        raise FileNotFoundError(2, "No such file or directory", "/opt/models/secret/w.bin")
+
+
+def test_a_server_error_names_no_server_path():
+    with kit.serve(instance=_FailingBackend()) as srv:
+        r = _post(srv, "/v1/chat/completions", CHAT + b"}")
+    assert r.status_code == 500
+    error = r.json()["error"]
+    assert error["type"] == "server_error" and "FileNotFoundError" in error["message"]
+    assert "/opt" not in r.text and "secret" not in r.text
+
+
+def test_a_failed_job_error_names_no_server_path(tmp_path):
+    from openai import OpenAI
+
+    with kit.serve(data_dir=tmp_path) as srv:
+        c = OpenAI(base_url=srv.base_url, api_key=kit.API_KEY, max_retries=0)
+        rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                {"role": "assistant", "content": "a"}]}) + "\n"
+                       for i in range(10))
+        f = c.files.create(file=("t.jsonl", rows.encode()), purpose="fine-tune")
+        (tmp_path / "jobs").write_text("not a folder")  # saving the adapter fails
+        job = c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id,
+                                        hyperparameters={"n_epochs": 1})
+        job = _wait(c, job.id)
+        events = c.fine_tuning.jobs.list_events(job.id).data
+    assert job.status == "failed" and job.error.code == "server_error"
+    shown = job.error.message + " ".join(e.message for e in events)
+    assert str(tmp_path) not in shown and "<server path>" in shown
+
+
+def _wait(client, job_id: str):
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_redact_paths_keeps_api_paths():
+    from unified_prompt_openai.server.errors import redact_paths
+
+    text = redact_paths(f"url '/v1/chat/completions' vs '{Path('/tmp/x/y/adapter')}'")
+    assert text == "url '/v1/chat/completions' vs '<server path>/adapter'"
