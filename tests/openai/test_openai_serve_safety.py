@@ -157,3 +157,49 @@ def test_redact_paths_keeps_api_paths():
 
     text = redact_paths(f"url '/v1/chat/completions' vs '{Path('/tmp/x/y/adapter')}'")
     assert text == "url '/v1/chat/completions' vs '<server path>/adapter'"
+
+
+@pytest.mark.parametrize("where,hp,param,says", [
+    ("method", {"n_epochs": 0}, "method.supervised.hyperparameters.n_epochs", "at least 1"),
+    ("method", {"n_epochs": -3}, "method.supervised.hyperparameters.n_epochs", "got -3"),
+    ("method", {"n_epochs": 10**6}, "method.supervised.hyperparameters.n_epochs", "at most 50"),
+    ("method", {"batch_size": 0}, "method.supervised.hyperparameters.batch_size", "at least 1"),
+    ("method", {"batch_size": 257}, "method.supervised.hyperparameters.batch_size", "at most 256"),
+    ("method", {"learning_rate_multiplier": -0.5},
+     "method.supervised.hyperparameters.learning_rate_multiplier", "greater than 0"),
+    ("method", {"learning_rate_multiplier": 0},
+     "method.supervised.hyperparameters.learning_rate_multiplier", "greater than 0"),
+    ("legacy", {"n_epochs": 0}, "hyperparameters.n_epochs", "at least 1"),
+    ("dpo", {"beta": 5}, "method.dpo.hyperparameters.beta", "at most 2"),
+])
+def test_fine_tuning_hyperparameters_are_checked_at_job_creation(server, where, hp, param, says):
+    from openai import BadRequestError, OpenAI
+
+    c = OpenAI(base_url=server.base_url, api_key=kit.API_KEY, max_retries=0)
+    rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                            {"role": "assistant", "content": "a"}]}) + "\n"
+                   for i in range(10))
+    f = c.files.create(file=("t.jsonl", rows.encode()), purpose="fine-tune")
+    before = len(c.fine_tuning.jobs.list(limit=100).data)
+    kind = "dpo" if where == "dpo" else "supervised"
+    extra = ({"hyperparameters": hp} if where == "legacy" else
+             {"method": {"type": kind, kind: {"hyperparameters": hp}}})
+    with pytest.raises(BadRequestError) as err:
+        c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id, **extra)
+    assert err.value.param == param and says in err.value.message
+    assert err.value.body["type"] == "invalid_request_error"
+    assert len(c.fine_tuning.jobs.list(limit=100).data) == before, "no job was created"
+
+
+def test_in_range_hyperparameters_still_create_a_job(server):
+    from openai import OpenAI
+
+    c = OpenAI(base_url=server.base_url, api_key=kit.API_KEY, max_retries=0)
+    rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                            {"role": "assistant", "content": "a"}]}) + "\n"
+                   for i in range(10))
+    f = c.files.create(file=("t.jsonl", rows.encode()), purpose="fine-tune")
+    job = c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id, method={
+        "type": "supervised", "supervised": {"hyperparameters": {
+            "n_epochs": 1, "batch_size": 256, "learning_rate_multiplier": 0.01}}})
+    assert _wait(c, job.id).status == "succeeded"

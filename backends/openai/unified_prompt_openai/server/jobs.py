@@ -118,6 +118,12 @@ class FineTuneJobs:
         hp = (hp_src.hyperparameters.model_dump(exclude_none=True)
               if hp_src and hp_src.hyperparameters else
               (req.hyperparameters.model_dump(exclude_none=True) if req.hyperparameters else {}))
+        problem = tr.hyperparameter_problem(hp)
+        if problem is not None:
+            where = (f"method.{kind}.hyperparameters" if hp_src and hp_src.hyperparameters
+                     else "hyperparameters")
+            raise APIError(400, f"Invalid hyperparameter: {problem[1]}.",
+                           param=f"{where}.{problem[0]}", code="invalid_value")
         for name, file_id in (("training_file", req.training_file),
                               ("validation_file", req.validation_file)):
             if file_id is None:
