@@ -203,3 +203,72 @@ def test_in_range_hyperparameters_still_create_a_job(server):
         "type": "supervised", "supervised": {"hyperparameters": {
             "n_epochs": 1, "batch_size": 256, "learning_rate_multiplier": 0.01}}})
     assert _wait(c, job.id).status == "succeeded"
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
+                              "max_tokens": 65}, "max_tokens"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}],
+                              "max_completion_tokens": 10**9}, "max_completion_tokens"),
+    ("/v1/completions", {"prompt": "hi", "max_tokens": 10**9}, "max_tokens"),
+])
+def test_max_tokens_over_the_cap_is_400(path, body, param):
+    with kit.serve(max_tokens_limit=64) as srv:
+        r = _post(srv, path, json.dumps({"model": "fake-tiny", **body}).encode())
+        message = _assert_client_error(r, 400, "too large")
+        assert r.json()["error"]["param"] == param and "at most 64" in message
+        ok = {**body, param: 64}
+        assert _post(srv, path, json.dumps({"model": "fake-tiny", **ok}).encode()).is_success
+
+
+def test_a_request_asking_too_much_work_is_400_before_any_generation():
+    with kit.serve(max_request_tokens=100) as srv:
+        r = _post(srv, "/v1/completions", json.dumps(
+            {"model": "fake-tiny", "prompt": ["hi"] * 10, "max_tokens": 11}).encode())
+        _assert_client_error(r, 400, "up to 110 generated tokens")
+        r = _post(srv, "/v1/chat/completions", json.dumps(
+            {"model": "fake-tiny", "messages": [{"role": "user", "content": "hi"}], "n": 5,
+             "max_tokens": 21}).encode())
+        _assert_client_error(r, 400, "at most 100 per request")
+        assert not [e for e in srv.log if e["status"] == 200]
+
+
+class _SlowBackend(FakeBackend):
+    """Each generate_text call takes 0.25 s, like a real model."""
+
+    calls: list[int] = []
+
+    def generate_text(self, model, texts, params, **kw):
+        import time
+
+        self.calls.append(len(texts))
+        time.sleep(0.25)
+        return super().generate_text(model, texts, params, **kw)
+
+
+def test_a_large_request_does_not_hold_the_inference_thread():
+    """8 prompts x 1024 tokens run as 4 slices of 2 prompts: a small request sent while the
+    large one runs is answered between two slices, long before the large one ends."""
+    import threading
+    import time
+
+    backend = _SlowBackend()
+    with kit.serve(instance=backend, max_batch=1) as srv:
+        done: dict[str, float] = {}
+
+        def big():
+            r = _post(srv, "/v1/completions", json.dumps(
+                {"model": "fake-tiny", "prompt": [f"p{i}" for i in range(8)],
+                 "max_tokens": 1024, "stop": ["\n"]}).encode())
+            assert r.status_code == 200 and len(r.json()["choices"]) == 8
+            done["big"] = time.monotonic()
+
+        thread = threading.Thread(target=big)
+        thread.start()
+        time.sleep(0.1)
+        r = _post(srv, "/v1/chat/completions", CHAT + b"}")
+        done["small"] = time.monotonic()
+        thread.join(30)
+    assert r.status_code == 200
+    assert backend.calls[:5].count(2) == 4 and 1 in backend.calls[1:4], backend.calls
+    assert done["small"] < done["big"] - 0.2

@@ -72,7 +72,8 @@ def build_state(config: ServeConfig, backend: Backend | None = None) -> ServerSt
     registry = ModelRegistry(backend, config.model, config.model_id, config.organization)
     files = FileStore(data_dir / "files")
     inference = Inference(registry, BackendWorker(registry, config.max_batch),
-                          config.default_max_tokens)
+                          config.default_max_tokens, limit=config.max_tokens_limit,
+                          request_tokens=config.max_request_tokens)
     jobs = FineTuneJobs(registry, files, data_dir / "jobs", organization=config.organization,
                         train_method=config.train_method, quirks=config.real_api_quirks)
     return ServerState(config, backend, registry, inference, files, jobs,

@@ -31,6 +31,8 @@ class ServeConfig:
     data_dir: Path | None = None
     real_api_quirks: bool = False
     default_max_tokens: int = 128
+    max_tokens_limit: int = 4096  # the most max_tokens one request may ask for
+    max_request_tokens: int = 65536  # prompts x n x max_tokens, the work one request may ask
     max_batch: int = 32
     max_body_bytes: int = 32 * 1024 * 1024  # a JSON request body
     max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file, as the hosted API
@@ -51,3 +53,6 @@ class ServeConfig:
             raise UserInputError("--fault-rate must be between 0 and 1")
         if self.train_method not in ("lora", "prompt_tuning"):
             raise UserInputError("--train-method must be lora or prompt_tuning")
+        if min(self.max_tokens_limit, self.max_request_tokens, self.max_body_bytes) < 1:
+            raise UserInputError("--max-tokens-limit, --max-request-tokens and --max-body-mb "
+                                 "must be positive")

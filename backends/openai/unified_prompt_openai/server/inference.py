@@ -21,6 +21,7 @@ from unified_prompt_openai.server.schemas import ChatCompletionRequest, Completi
 from unified_prompt_openai.server.worker import BackendWorker
 
 FINGERPRINT = "fp_unified_prompt"
+CHUNK_TOKENS = 2048  # generated tokens per backend call: the longest one request holds it
 
 
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
@@ -55,11 +56,43 @@ class Inference:
     """Async: every backend call goes through the BackendWorker (one thread, batching)."""
 
     def __init__(self, registry: ModelRegistry, worker: BackendWorker,
-                 default_max_tokens: int = 128) -> None:
+                 default_max_tokens: int = 128, *, limit: int = 4096,
+                 request_tokens: int = 65536) -> None:
         self.registry = registry
         self.worker = worker
         self.backend = registry.backend
-        self.default_max_tokens = default_max_tokens
+        self.default_max_tokens = min(default_max_tokens, limit)
+        self.limit = limit
+        self.request_tokens = request_tokens
+
+    def _max_tokens(self, value: int | None, param: str) -> int:
+        if value is None:
+            return self.default_max_tokens
+        if value > self.limit:
+            raise APIError(400, f"{param} is too large: {value}. This model supports at most "
+                           f"{self.limit} completion tokens, whereas you provided {value}.",
+                           param=param, code="invalid_value")
+        return value
+
+    def _check_work(self, n_texts: int, max_tokens: int, param: str) -> None:
+        work = n_texts * max_tokens
+        if work > self.request_tokens:
+            raise APIError(400, f"This request asks for up to {work} generated tokens ({n_texts} "
+                           f"completions x {param} {max_tokens}); this server answers at most "
+                           f"{self.request_tokens} per request. Split it into smaller requests.",
+                           param=param, code="invalid_value")
+
+    async def _generate(self, handle: Any, texts: list[str], params: GenerationParams,
+                        top_k: int) -> list[Generated]:
+        """generate_text in slices of about CHUNK_TOKENS tokens, each its own turn on the
+        worker: a large request never holds the backend thread for long, requests queued
+        behind it are answered between its slices, and a cancelled request stops there."""
+        per_call = max(1, CHUNK_TOKENS // max(1, params.max_new_tokens))
+        out: list[Generated] = []
+        for start in range(0, len(texts), per_call):
+            out += await self.worker.run(self.backend.generate_text, handle,
+                                         texts[start:start + per_call], params, top_k=top_k)
+        return out
 
     async def _handle(self, model_id: str) -> Any:
         served = self.registry.info(model_id)  # 404 at once for an unknown model
@@ -76,12 +109,13 @@ class Inference:
                 raise APIError(400, f"messages: role {m['role']!r} is not supported here",
                                param="messages")
         prompt = await self.worker.run(self.backend.render_chat, handle, messages)
-        max_tokens = req.max_completion_tokens or req.max_tokens or self.default_max_tokens
+        param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+        max_tokens = self._max_tokens(req.max_completion_tokens or req.max_tokens, param)
+        n = req.n or 1
+        self._check_work(n, max_tokens, param)
         params = _params(max_tokens, req.temperature, req.stop, req.seed)
         top_k = (req.top_logprobs or 0) if req.logprobs else 0
-        n = req.n or 1
-        gens = await self.worker.run(self.backend.generate_text, handle, [prompt] * n, params,
-                                     top_k=top_k)
+        gens = await self._generate(handle, [prompt] * n, params, top_k)
         choices = []
         for i, gen in enumerate(gens):
             logprobs = ({"content": [_token_entry(t, top_k) for t in gen.tokens],
@@ -129,7 +163,8 @@ class Inference:
     async def completions(self, req: CompletionRequest) -> dict[str, Any]:
         handle = await self._handle(req.model)
         prompts = self._prompts(req.prompt)
-        max_tokens = self.default_max_tokens if req.max_tokens is None else req.max_tokens
+        max_tokens = self._max_tokens(req.max_tokens, "max_tokens")
+        self._check_work(len(prompts), max_tokens, "max_tokens")
         k = req.logprobs
         want = k is not None
         echoed: list[tuple[TokenLogprob, ...]] = []
@@ -139,8 +174,7 @@ class Inference:
         gens: list[Generated] = []
         if max_tokens > 0:
             params = _params(max_tokens, req.temperature, req.stop, req.seed)
-            gens = await self.worker.run(self.backend.generate_text, handle, prompts, params,
-                                         top_k=k or 0)
+            gens = await self._generate(handle, prompts, params, k or 0)
         choices = []
         prompt_tokens = completion_tokens = 0
         for i, text in enumerate(prompts):
