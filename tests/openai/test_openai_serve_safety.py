@@ -272,3 +272,36 @@ def test_a_large_request_does_not_hold_the_inference_thread():
     assert r.status_code == 200
     assert backend.calls[:5].count(2) == 4 and 1 in backend.calls[1:4], backend.calls
     assert done["small"] < done["big"] - 0.2
+
+
+def test_legacy_completions_stream_with_the_official_client(server):
+    """completions.create(stream=True): text_completion chunks, one per token, the finish
+    reason last, the usage chunk on request; the same text and tokens as without stream."""
+    from openai import OpenAI
+
+    c = OpenAI(base_url=server.base_url, api_key=kit.API_KEY, max_retries=0)
+    args = {"model": "fake-tiny", "prompt": ["Review: a fine film\nSentiment:", "Hello"],
+            "max_tokens": 5, "logprobs": 2, "seed": 1}
+    whole = c.completions.create(**args)
+    chunks = list(c.completions.create(**args, stream=True,
+                                       stream_options={"include_usage": True}))
+    assert all(ch.object == "text_completion" for ch in chunks)
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == whole.usage.total_tokens
+    for choice in whole.choices:
+        mine = [ch.choices[0] for ch in chunks if ch.choices and ch.choices[0].index ==
+                choice.index]
+        assert "".join(x.text for x in mine) == choice.text
+        assert [x.finish_reason for x in mine] == [None] * (len(mine) - 1) + \
+            [choice.finish_reason]
+        tokens = [t for x in mine if x.logprobs for t in x.logprobs.tokens]
+        assert tokens == choice.logprobs.tokens and len(tokens) == 5
+        lps = [v for x in mine if x.logprobs for v in x.logprobs.token_logprobs]
+        assert lps == pytest.approx(choice.logprobs.token_logprobs)
+    assert len({ch.id for ch in chunks}) == 1
+
+
+def test_chat_only_servers_still_refuse_legacy_streams():
+    with kit.serve(chat_only=True) as srv:
+        r = _post(srv, "/v1/completions", json.dumps(
+            {"model": "fake-tiny", "prompt": "hi", "stream": True}).encode())
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_supported"

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from unified_prompt.backend import Generated, GenerationParams, TokenLogprob
@@ -50,6 +51,27 @@ def _token_entry(tok: TokenLogprob, top_k: int) -> dict[str, Any]:
 
     return {**item(tok.token, float(tok.logprob or 0.0)),
             "top_logprobs": [item(t, float(lp)) for t, lp in tok.top[:top_k]]}
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """One legacy completion choice before shaping: echoed prompt and generation."""
+
+    echo_text: str
+    echo_tokens: tuple[TokenLogprob, ...]
+    gen: Generated | None
+
+    @property
+    def tokens(self) -> list[TokenLogprob]:
+        return [*self.echo_tokens, *(self.gen.tokens if self.gen else ())]
+
+    @property
+    def finish(self) -> str:
+        return self.gen.finish_reason if self.gen else "length"
 
 
 class Inference:
@@ -161,12 +183,22 @@ class Inference:
 
     # -- legacy completions ----------------------------------------------------------
     async def completions(self, req: CompletionRequest) -> dict[str, Any]:
+        body, _ = await self._complete(req)
+        return body
+
+    async def completions_stream(self, req: CompletionRequest) -> list[str]:
+        """Server-sent events as the API streams legacy completions: text_completion
+        chunks (the echoed prompt, then one per token, then the finish reason), an
+        optional usage chunk, [DONE]."""
+        body, parts = await self._complete(req)
+        return list(self._completion_events(req, body, parts))
+
+    async def _complete(self, req: CompletionRequest) -> tuple[dict[str, Any], list[_Choice]]:
         handle = await self._handle(req.model)
         prompts = self._prompts(req.prompt)
         max_tokens = self._max_tokens(req.max_tokens, "max_tokens")
         self._check_work(len(prompts), max_tokens, "max_tokens")
         k = req.logprobs
-        want = k is not None
         echoed: list[tuple[TokenLogprob, ...]] = []
         if req.echo or max_tokens == 0:
             echoed = await self.worker.run(self.backend.text_logprobs, handle, prompts,
@@ -175,35 +207,51 @@ class Inference:
         if max_tokens > 0:
             params = _params(max_tokens, req.temperature, req.stop, req.seed)
             gens = await self._generate(handle, prompts, params, k or 0)
-        choices = []
+        parts = []
         prompt_tokens = completion_tokens = 0
         for i, text in enumerate(prompts):
-            tokens: list[TokenLogprob] = []
-            out_text = ""
-            finish = "length"
             if echoed:
                 prompt_tokens += len(echoed[i])
-            if req.echo:
-                tokens += echoed[i]
-                out_text += text
+            elif gens:
+                prompt_tokens += gens[i].prompt_tokens
             if gens:
-                gen = gens[i]
-                if not echoed:
-                    prompt_tokens += gen.prompt_tokens
-                completion_tokens += len(gen.tokens)
-                tokens += gen.tokens
-                out_text += gen.text
-                finish = gen.finish_reason
-            choices.append({"index": i, "text": out_text, "finish_reason": finish,
-                            "logprobs": self._legacy_logprobs(tokens, k) if want else None})
+                completion_tokens += len(gens[i].tokens)
+            parts.append(_Choice(text if req.echo else "",
+                                 tuple(echoed[i]) if req.echo else (),
+                                 gens[i] if gens else None))
         n = req.n or 1
-        if n > 1:
-            choices = [{**c, "index": j * n + r} for j, c in enumerate(choices)
-                       for r in range(n)]
-        return {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
+        parts = [p for p in parts for _ in range(n)]
+        choices = [{"index": i, "text": p.echo_text + (p.gen.text if p.gen else ""),
+                    "finish_reason": p.finish,
+                    "logprobs": (self._legacy_logprobs(p.tokens, k) if k is not None
+                                 else None)} for i, p in enumerate(parts)]
+        body = {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
                 "created": int(time.time()), "model": req.model, "choices": choices,
                 "system_fingerprint": FINGERPRINT,
                 "usage": _usage(prompt_tokens, completion_tokens * n)}
+        return body, parts
+
+    def _completion_events(self, req: CompletionRequest, body: dict[str, Any],
+                           parts: list[_Choice]) -> Iterator[str]:
+        base = {"id": body["id"], "object": "text_completion", "created": body["created"],
+                "model": body["model"], "system_fingerprint": FINGERPRINT}
+        k = req.logprobs
+
+        def event(index: int, text: str, tokens: Sequence[TokenLogprob],
+                  finish: str | None) -> str:
+            logprobs = self._legacy_logprobs(tokens, k) if k is not None else None
+            return _sse({**base, "choices": [{"index": index, "text": text,
+                                              "logprobs": logprobs, "finish_reason": finish}]})
+
+        for i, part in enumerate(parts):
+            if part.echo_text:
+                yield event(i, part.echo_text, part.echo_tokens, None)
+            for tok in part.gen.tokens if part.gen else ():
+                yield event(i, tok.token, [tok], None)
+            yield event(i, "", [], part.finish)
+        if req.stream_options is not None and req.stream_options.include_usage:
+            yield _sse({**base, "choices": [], "usage": body["usage"]})
+        yield "data: [DONE]\n\n"
 
     @staticmethod
     def _prompts(prompt: Any) -> list[str]:

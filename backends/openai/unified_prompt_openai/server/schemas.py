@@ -55,6 +55,7 @@ class CompletionRequest(Lenient):
     logprobs: int | None = Field(None, ge=0, le=20)
     echo: bool | None = None
     stream: bool | None = None
+    stream_options: StreamOptions | None = None
 
 
 Auto = Literal["auto"]

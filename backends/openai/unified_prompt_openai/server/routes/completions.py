@@ -19,13 +19,7 @@ async def chat_completions(request: Request) -> Response:
     req = await parse_body(request, ChatCompletionRequest)
     inference = state(request).inference
     if req.stream:
-        events = await inference.chat_stream(req)
-
-        async def stream():  # an async generator of SSE lines
-            for event in events:
-                yield event
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return _sse(await inference.chat_stream(req))
     body, _ = await inference.chat(req)
     return json_response(body)
 
@@ -37,7 +31,15 @@ async def completions(request: Request) -> Response:
         raise APIError(404, f"{req.model} is a chat model and not supported in the "
                        "v1/completions endpoint. Did you mean to use v1/chat/completions?",
                        param="model", code="model_not_supported")
+    inference = state(request).inference
     if req.stream:
-        raise APIError(400, "stream is not supported on /v1/completions by this server",
-                       param="stream")
-    return json_response(await state(request).inference.completions(req))
+        return _sse(await inference.completions_stream(req))
+    return json_response(await inference.completions(req))
+
+
+def _sse(events: list[str]) -> StreamingResponse:
+    async def stream():  # an async generator of SSE lines
+        for event in events:
+            yield event
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
