@@ -305,3 +305,81 @@ def test_chat_only_servers_still_refuse_legacy_streams():
         r = _post(srv, "/v1/completions", json.dumps(
             {"model": "fake-tiny", "prompt": "hi", "stream": True}).encode())
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_supported"
+
+
+def _form(data: bytes, purpose: bytes = b"fine-tune", boundary: bytes = b"XB") -> bytes:
+    return (b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n"
+            + purpose + b"\r\n--" + boundary + b"\r\nContent-Disposition: form-data; "
+            b"name=\"file\"; filename=\"t.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
+            + data + b"\r\n--" + boundary + b"--\r\n")
+
+
+def test_upload_limit_is_enforced_while_reading(tmp_path):
+    """The reader stops at the limit: it has pulled about `limit` bytes of a 50 MB stream
+    when it refuses, and leaves no partial file behind."""
+    import asyncio
+
+    from unified_prompt_openai.server.uploads import read_upload
+
+    pulled = 0
+
+    async def stream():
+        nonlocal pulled
+        head, tail = _form(b"@").split(b"@")
+        yield head
+        for _ in range(800):
+            pulled += 65536
+            yield b"x" * 65536
+        yield tail
+
+    headers = {"content-type": "multipart/form-data; boundary=XB"}
+    with pytest.raises(Exception) as err:
+        asyncio.run(read_upload(stream(), headers, 100_000, tmp_path))
+    assert err.value.status == 413 and "at most 100000" in err.value.message
+    assert pulled <= 100_000 + 2 * 65536
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_oversized_uploads_are_413_over_http_and_small_ones_are_stored(tmp_path):
+    import socket
+
+    with kit.serve(max_upload_bytes=100_000, data_dir=tmp_path) as srv:
+        # a declared 600 MB body is refused from its headers, before one byte is sent
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                         + kit.API_KEY.encode() + b"\r\nContent-Type: multipart/form-data; "
+                         b"boundary=XB\r\nContent-Length: 629145600\r\n\r\n")
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+        def chunks():  # no Content-Length: refused once 100 kB of the file has arrived
+            head, tail = _form(b"@").split(b"@")
+            yield head
+            for _ in range(40):
+                yield b"y" * 65536
+            yield tail
+
+        r = httpx.post(srv.base_url + "/files", content=chunks(), timeout=30,
+                       headers={**AUTH, "content-type": "multipart/form-data; boundary=XB"})
+        _assert_client_error(r, 413, "uploaded file")
+        data = b'{"messages": []}\n' * 1000
+        r = _post(srv, "/v1/files", _form(data), **{"content-type":
+                                                    "multipart/form-data; boundary=XB"})
+        assert r.status_code == 200 and r.json()["bytes"] == len(data)
+        stored = srv.state.files.get(r.json()["id"])
+        assert stored.path.read_bytes() == data
+        assert [p.name for p in (tmp_path / "files").iterdir()] == [stored.id]
+
+
+@pytest.mark.parametrize("body,ctype,says", [
+    (b"abc", "multipart/form-data", "with a boundary"),
+    (_form(b"x"), "multipart/form-data; boundary=OTHER", "ended before its closing"),
+    (_form(b"x")[:-8], "multipart/form-data; boundary=XB", "ended before its closing"),
+    (b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nx\r\n--XB--",
+     "multipart/form-data; boundary=XB", "Missing 'file' or 'purpose'"),
+    (_form(b"x", purpose=b"nope"), "multipart/form-data; boundary=XB", "is not one of"),
+    (_form(b"x", purpose=b"p" * 70_000), "multipart/form-data; boundary=XB", "longer than"),
+    (b"{}", "application/json", "multipart/form-data"),
+])
+def test_malformed_uploads_are_400(server, body, ctype, says):
+    _assert_client_error(_post(server, "/v1/files", body, **{"content-type": ctype}), 400, says)

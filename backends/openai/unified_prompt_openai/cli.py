@@ -60,6 +60,8 @@ def _options(items: tuple[str, ...]) -> dict[str, object]:
               "(more: 400).")
 @click.option("--max-body-mb", default=32.0, show_default=True, type=float,
               help="The largest JSON request body (more: 413).")
+@click.option("--max-upload-mb", default=512.0, show_default=True, type=float,
+              help="The largest uploaded file, enforced while it streams to disk (more: 413).")
 @click.option("--org", "organization", default="unified-prompt", show_default=True)
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where uploaded files and adapters go (default: a temporary folder).")
@@ -70,7 +72,7 @@ def serve(backend: str, model: str, port: int, host: str, api_key: str | None,
           fault_rate: float, faults: str, fault_seed: int | None, rpm: int | None,
           quota_requests: int | None, train_method: str, max_batch: int,
           max_tokens_limit: int, max_request_tokens: int, max_body_mb: float,
-          organization: str, data_dir: Path | None, log_level: str) -> None:
+          max_upload_mb: float, organization: str, data_dir: Path | None, log_level: str) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (chat, completions with
     logprobs and echo, files, fine-tuning jobs that train for real, batches)."""
     from unified_prompt_openai.server.config import ServeConfig
@@ -86,7 +88,8 @@ def serve(backend: str, model: str, port: int, host: str, api_key: str | None,
         requests_per_minute=rpm, quota_requests=quota_requests, train_method=train_method,
         organization=organization, data_dir=data_dir, max_batch=max(1, max_batch),
         max_tokens_limit=max_tokens_limit, max_request_tokens=max_request_tokens,
-        max_body_bytes=int(max_body_mb * 1024 * 1024))
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024))
     config.check()
     click.echo(f"serving {backend}:{model} as {config.model_id!r} on http://{host}:{port}/v1"
                f"{' (key required)' if key else ''}", err=True)

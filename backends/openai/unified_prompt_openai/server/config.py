@@ -53,6 +53,7 @@ class ServeConfig:
             raise UserInputError("--fault-rate must be between 0 and 1")
         if self.train_method not in ("lora", "prompt_tuning"):
             raise UserInputError("--train-method must be lora or prompt_tuning")
-        if min(self.max_tokens_limit, self.max_request_tokens, self.max_body_bytes) < 1:
-            raise UserInputError("--max-tokens-limit, --max-request-tokens and --max-body-mb "
-                                 "must be positive")
+        if min(self.max_tokens_limit, self.max_request_tokens, self.max_body_bytes,
+               self.max_upload_bytes) < 1:
+            raise UserInputError("--max-tokens-limit, --max-request-tokens, --max-body-mb and "
+                                 "--max-upload-mb must be positive")

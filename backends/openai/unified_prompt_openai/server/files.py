@@ -1,10 +1,9 @@
 """Uploaded files (training data, batch input and output), kept on disk under the server's
-data folder, and a small multipart/form-data reader (the standard library's, not an extra
-dependency)."""
+data folder (uploads arrive through uploads.read_upload, already on disk)."""
 
 from __future__ import annotations
 
-import re
+import os
 import secrets
 import threading
 import time
@@ -37,6 +36,8 @@ class FileStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".upload-*.part"):  # uploads cut off by a stop
+            stale.unlink(missing_ok=True)
         self._files: dict[str, StoredFile] = {}
         self._lock = threading.Lock()
 
@@ -48,6 +49,17 @@ class FileStore:
         path = self.folder / file_id
         path.write_bytes(data)
         stored = StoredFile(file_id, filename, purpose, len(data), int(time.time()), path)
+        with self._lock:
+            self._files[file_id] = stored
+        return stored
+
+    def adopt(self, part: Path, filename: str, purpose: str) -> StoredFile:
+        """Take an upload already streamed to `part` (in this folder) into the store."""
+        file_id = f"file-{secrets.token_hex(12)}"
+        path = self.folder / file_id
+        os.replace(part, path)
+        stored = StoredFile(file_id, filename, purpose, path.stat().st_size,
+                            int(time.time()), path)
         with self._lock:
             self._files[file_id] = stored
         return stored
@@ -70,42 +82,3 @@ class FileStore:
         with self._lock:
             del self._files[file_id]
         stored.path.unlink(missing_ok=True)
-
-
-def safe_filename(name: str | None) -> str | None:
-    """The last component of a client's file name: a name is a label, never a path."""
-    if name is None:
-        return None
-    return re.split(r"[\\/]", name)[-1].strip() or "upload"
-
-
-_PARAM = re.compile(r';\s*([\w*-]+)="?([^";]*)"?')
-
-
-def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """Form field name -> (filename, bytes)."""
-    params = dict((k.lower(), v) for k, v in _PARAM.findall(content_type))
-    boundary = params.get("boundary")
-    if not content_type.lower().startswith("multipart/form-data") or not boundary:
-        raise APIError(400, "expected a multipart/form-data body with 'file' and 'purpose'")
-    out: dict[str, tuple[str | None, bytes]] = {}
-    delimiter = b"--" + boundary.encode("latin-1")
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        part = part.removeprefix(b"\r\n")
-        head, sep, data = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        data = data.removesuffix(b"\r\n")
-        try:
-            headers = head.decode("utf-8")
-        except UnicodeDecodeError:
-            raise APIError(400, "A form part's headers (its field name or filename) are not "
-                           "valid UTF-8.") from None
-        disposition = next((line for line in headers.split("\r\n")
-                            if line.lower().startswith("content-disposition")), "")
-        fields = dict((k.lower(), v) for k, v in _PARAM.findall(disposition))
-        if "name" in fields:
-            out[fields["name"]] = (safe_filename(fields.get("filename")), data)
-    return out

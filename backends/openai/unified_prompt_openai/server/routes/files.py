@@ -9,28 +9,29 @@ from fastapi.responses import Response
 
 from unified_prompt_openai.server.app import state
 from unified_prompt_openai.server.errors import APIError
-from unified_prompt_openai.server.files import PURPOSES, parse_multipart
+from unified_prompt_openai.server.files import PURPOSES
 from unified_prompt_openai.server.paging import page as take_page
+from unified_prompt_openai.server.uploads import read_upload
 
 router = APIRouter(prefix="/v1")
 
 
 @router.post("/files")
 async def upload(request: Request) -> dict[str, Any]:
-    form = parse_multipart(await request.body(), request.headers.get("content-type", ""))
-    if "file" not in form or "purpose" not in form:
-        raise APIError(400, "Missing 'file' or 'purpose' in the form.",
-                       param="file" if "file" not in form else "purpose")
+    srv = state(request)
+    form = await read_upload(request.stream(), request.headers, srv.config.max_upload_bytes,
+                             srv.files.folder)
     try:
-        purpose = form["purpose"][1].decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise APIError(400, "purpose: the form field is not valid UTF-8",
-                       param="purpose") from None
-    if purpose not in PURPOSES:
-        raise APIError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}",
-                       param="purpose")
-    filename, data = form["file"]
-    return state(request).files.create(filename or "upload.jsonl", purpose, data).to_dict()
+        if form.path is None or "purpose" not in form.fields:
+            raise APIError(400, "Missing 'file' or 'purpose' in the form.",
+                           param="file" if form.path is None else "purpose")
+        purpose = form.fields["purpose"]
+        if purpose not in PURPOSES:
+            raise APIError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}",
+                           param="purpose")
+        return srv.files.adopt(form.path, form.filename or "upload.jsonl", purpose).to_dict()
+    finally:
+        form.discard()
 
 
 @router.get("/files")
