@@ -383,3 +383,56 @@ def test_oversized_uploads_are_413_over_http_and_small_ones_are_stored(tmp_path)
 ])
 def test_malformed_uploads_are_400(server, body, ctype, says):
     _assert_client_error(_post(server, "/v1/files", body, **{"content-type": ctype}), 400, says)
+
+
+def test_a_restarted_server_keeps_its_files_jobs_and_fine_tuned_models(tmp_path):
+    """--data-dir: after a stop, the next server lists the same files (content intact), the
+    finished job as it ended, the job that was running as failed (server_restarted), and
+    serves the ft: model and its checkpoints, so a hosted run can re-attach."""
+    from openai import OpenAI
+
+    rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                            {"role": "assistant", "content": "a"}]}) + "\n"
+                   for i in range(12)).encode()
+    with kit.serve(data_dir=tmp_path, backend_options={"step_delay": 0.02}) as srv:
+        c = OpenAI(base_url=srv.base_url, api_key=kit.API_KEY, max_retries=0)
+        f = c.files.create(file=("train.jsonl", rows), purpose="fine-tune")
+        gone = c.files.create(file=("gone.jsonl", rows), purpose="fine-tune")
+        c.files.delete(gone.id)
+        done = _wait(c, c.fine_tuning.jobs.create(
+            model="fake-tiny", training_file=f.id, suffix="keep",
+            hyperparameters={"n_epochs": 1, "batch_size": 4}).id)
+        assert done.status == "succeeded"
+        answer = c.chat.completions.create(model=done.fine_tuned_model, max_tokens=3, seed=1,
+                                           messages=[{"role": "user", "content": "q1"}])
+        running = c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id,
+                                            hyperparameters={"n_epochs": 50})
+        before = {
+            "files": [x.model_dump() for x in c.files.list().data],
+            "done": c.fine_tuning.jobs.retrieve(done.id).model_dump(),
+            "events": [e.id for e in c.fine_tuning.jobs.list_events(done.id, limit=100).data],
+            "checkpoints": [x.model_dump() for x in
+                            c.fine_tuning.jobs.checkpoints.list(done.id).data],
+            "models": sorted(m.id for m in c.models.list().data)}
+        assert c.fine_tuning.jobs.retrieve(running.id).status in ("validating_files", "queued",
+                                                                 "running")
+    with kit.serve(data_dir=tmp_path) as srv:
+        c = OpenAI(base_url=srv.base_url, api_key=kit.API_KEY, max_retries=0)
+        assert [x.model_dump() for x in c.files.list().data] == before["files"]
+        assert c.files.content(f.id).content == rows
+        assert c.fine_tuning.jobs.retrieve(done.id).model_dump() == before["done"]
+        assert [e.id for e in c.fine_tuning.jobs.list_events(done.id, limit=100).data] == \
+            before["events"]
+        assert [x.model_dump() for x in c.fine_tuning.jobs.checkpoints.list(done.id).data] == \
+            before["checkpoints"]
+        assert sorted(m.id for m in c.models.list().data) == before["models"]
+        again = c.chat.completions.create(model=done.fine_tuned_model, max_tokens=3, seed=1,
+                                          messages=[{"role": "user", "content": "q1"}])
+        assert again.choices[0].message.content == answer.choices[0].message.content
+        lost = c.fine_tuning.jobs.retrieve(running.id)
+        assert lost.status == "failed" and lost.error.code == "server_restarted"
+        assert "Create a new job" in lost.error.message
+        assert {j.id for j in c.fine_tuning.jobs.list().data} == {done.id, running.id}
+        with pytest.raises(Exception) as err:
+            c.fine_tuning.jobs.cancel(running.id)
+        assert err.value.status_code == 400

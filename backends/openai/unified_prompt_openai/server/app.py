@@ -28,6 +28,7 @@ from unified_prompt_openai.server.jobs import FineTuneJobs
 from unified_prompt_openai.server.limits import Quota, RequestWindow
 from unified_prompt_openai.server.middleware import TrafficMiddleware
 from unified_prompt_openai.server.models import ModelRegistry
+from unified_prompt_openai.server.persist import JsonStore
 from unified_prompt_openai.server.worker import BackendWorker
 
 log = logging.getLogger("unified_prompt_openai.server")
@@ -69,13 +70,16 @@ def build_state(config: ServeConfig, backend: Backend | None = None) -> ServerSt
     if backend is None:
         backend = create_backend(config.backend, dict(config.backend_options))
     data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="unified-prompt-serve-"))
-    registry = ModelRegistry(backend, config.model, config.model_id, config.organization)
-    files = FileStore(data_dir / "files")
+    store = JsonStore(data_dir / "state")
+    registry = ModelRegistry(backend, config.model, config.model_id, config.organization,
+                             store=store)
+    files = FileStore(data_dir / "files", store)
     inference = Inference(registry, BackendWorker(registry, config.max_batch),
                           config.default_max_tokens, limit=config.max_tokens_limit,
                           request_tokens=config.max_request_tokens)
     jobs = FineTuneJobs(registry, files, data_dir / "jobs", organization=config.organization,
-                        train_method=config.train_method, quirks=config.real_api_quirks)
+                        train_method=config.train_method, quirks=config.real_api_quirks,
+                        store=store)
     return ServerState(config, backend, registry, inference, files, jobs,
                        Batches(inference, files), data_dir)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_prompt_openai.server.errors import APIError, not_found
+from unified_prompt_openai.server.persist import JsonStore
 
 MAX_BYTES = 512 * 1024 * 1024
 PURPOSES = ("fine-tune", "batch", "assistants", "vision", "user_data", "evals")
@@ -33,13 +34,26 @@ class StoredFile:
 
 
 class FileStore:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, store: JsonStore | None = None) -> None:
         self.folder = folder
+        self.store = store
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob(".upload-*.part"):  # uploads cut off by a stop
             stale.unlink(missing_ok=True)
         self._files: dict[str, StoredFile] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        for row in (store.load("files") if store else None) or []:
+            path = folder / row["id"]
+            if path.is_file():
+                self._files[row["id"]] = StoredFile(row["id"], row["filename"], row["purpose"],
+                                                    row["bytes"], row["created_at"], path)
+
+    def _save(self) -> None:
+        if self.store is not None:
+            with self._lock:
+                rows = [{k: v for k, v in f.to_dict().items() if k not in ("object", "status")}
+                        for f in self._files.values()]
+                self.store.save("files", rows)
 
     def create(self, filename: str, purpose: str, data: bytes) -> StoredFile:
         if len(data) > MAX_BYTES:
@@ -51,6 +65,7 @@ class FileStore:
         stored = StoredFile(file_id, filename, purpose, len(data), int(time.time()), path)
         with self._lock:
             self._files[file_id] = stored
+            self._save()
         return stored
 
     def adopt(self, part: Path, filename: str, purpose: str) -> StoredFile:
@@ -62,6 +77,7 @@ class FileStore:
                             int(time.time()), path)
         with self._lock:
             self._files[file_id] = stored
+            self._save()
         return stored
 
     def find(self, file_id: str) -> StoredFile | None:
@@ -81,4 +97,5 @@ class FileStore:
         stored = self.get(file_id)
         with self._lock:
             del self._files[file_id]
+            self._save()
         stored.path.unlink(missing_ok=True)

@@ -34,7 +34,18 @@ def serve_forever(config: ServeConfig, log_level: str = "info") -> None:
     from unified_prompt_openai.server.app import create_app
 
     app = create_app(config)
-    uvicorn.Server(_uvicorn_config(app, config, log_level)).run()
+    try:
+        uvicorn.Server(_uvicorn_config(app, config, log_level)).run()
+    finally:
+        shutdown(app)
+
+
+def shutdown(asgi: Any) -> None:
+    """Stop the server's background work: running jobs are cancelled (their saved state
+    stays unfinished) and the backend worker ends."""
+    server = asgi.app.state.server
+    server.jobs.close()
+    server.inference.worker.close()
 
 
 class ServerThread:
@@ -81,6 +92,7 @@ class ServerThread:
         self.server.should_exit = True
         self._thread.join(timeout=10)
         self.sock.close()
+        shutdown(self.asgi)
 
     def __enter__(self) -> ServerThread:
         return self.start()
