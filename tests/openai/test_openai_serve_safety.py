@@ -4,6 +4,7 @@ server path in the answer), over real HTTP to a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -436,3 +437,73 @@ def test_a_restarted_server_keeps_its_files_jobs_and_fine_tuned_models(tmp_path)
         with pytest.raises(Exception) as err:
             c.fine_tuning.jobs.cancel(running.id)
         assert err.value.status_code == 400
+
+
+def test_generation_stops_when_the_client_disconnects():
+    """A client that gives up after 0.4 s: of the large request's four 0.25 s slices, those
+    not started by then never run, and the server answers the next client at once."""
+    import time
+
+    backend = _SlowBackend()
+    backend.calls = []
+    with kit.serve(instance=backend, max_batch=1) as srv:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(srv.base_url + "/completions", headers=AUTH, timeout=0.4, json={
+                "model": "fake-tiny", "prompt": [f"p{i}" for i in range(8)],
+                "max_tokens": 1024, "stop": ["\n"]})
+        time.sleep(1.2)
+        assert backend.calls in ([2], [2, 2]), backend.calls  # at least two never ran
+        assert [e["status"] for e in srv.log if e["path"] == "/v1/completions"] == [499]
+        started = time.monotonic()
+        assert _post(srv, "/v1/chat/completions", CHAT + b"}").status_code == 200
+        assert time.monotonic() - started < 1.0
+
+
+def test_sigterm_stops_the_server_promptly_with_a_request_in_flight(tmp_path):
+    """`unified-prompt serve` with a minutes-long request running exits within seconds of
+    SIGTERM (in-flight requests get a short grace period, then are cancelled)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unified_prompt.cli", "serve", "--backend", "fake", "--model",
+         "fake-tiny", "--port", str(port), "--data-dir", str(tmp_path), "--log-level",
+         "warning", "--max-request-tokens", "100000000"],
+        env={**os.environ, "UNIFIED_PROMPT_SERVE_KEY": ""}, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/models", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.1)
+
+        def long_request():  # 64 prompts x 4096 tokens: far longer than the test
+            with contextlib.suppress(httpx.TransportError):
+                httpx.post(base + "/completions", timeout=120, json={
+                    "model": "fake-tiny", "prompt": [f"p{i}" for i in range(64)],
+                    "max_tokens": 4096, "stop": ["\n"]})
+
+        threading.Thread(target=long_request, daemon=True).start()
+        time.sleep(1.0)
+        assert proc.poll() is None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert time.monotonic() - started < 10
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -11,6 +11,8 @@ from typing import Any
 
 from unified_prompt_openai.server.config import ServeConfig
 
+GRACE_S = 3  # at SIGTERM, requests in flight get this long before they are cancelled
+
 
 class _QuietDrops(logging.Filter):
     """Injected dropped connections make uvicorn log an error each; they are intended."""
@@ -25,7 +27,7 @@ def _uvicorn_config(app: Any, config: ServeConfig, log_level: str) -> Any:
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     return uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level,
                           access_log=False, lifespan="off", timeout_keep_alive=30,
-                          backlog=2048)
+                          backlog=2048, timeout_graceful_shutdown=GRACE_S)
 
 
 def serve_forever(config: ServeConfig, log_level: str = "info") -> None:

@@ -3,6 +3,10 @@ POST /v1/completions (with logprobs and echo). The backend runs on the BackendWo
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -12,6 +16,32 @@ from unified_prompt_openai.server.routes import json_response
 from unified_prompt_openai.server.schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1")
+T = TypeVar("T")
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """`work`, cancelled as soon as the client disconnects: its remaining generation slices
+    never reach the backend (a streamed answer stops the same way, through Starlette)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not gone.is_set():
+            raise  # the server is stopping: not ours to swallow
+        # Nobody reads this answer; it marks the exchange in the traffic log.
+        raise APIError(499, "The client closed the connection before the answer was ready.",
+                       code="client_closed_request") from None
+    finally:
+        watcher.cancel()
 
 
 @router.post("/chat/completions", response_model=None)
@@ -19,8 +49,8 @@ async def chat_completions(request: Request) -> Response:
     req = await parse_body(request, ChatCompletionRequest)
     inference = state(request).inference
     if req.stream:
-        return _sse(await inference.chat_stream(req))
-    body, _ = await inference.chat(req)
+        return _sse(await unless_disconnected(request, inference.chat_stream(req)))
+    body, _ = await unless_disconnected(request, inference.chat(req))
     return json_response(body)
 
 
@@ -33,8 +63,8 @@ async def completions(request: Request) -> Response:
                        param="model", code="model_not_supported")
     inference = state(request).inference
     if req.stream:
-        return _sse(await inference.completions_stream(req))
-    return json_response(await inference.completions(req))
+        return _sse(await unless_disconnected(request, inference.completions_stream(req)))
+    return json_response(await unless_disconnected(request, inference.completions(req)))
 
 
 def _sse(events: list[str]) -> StreamingResponse:
