@@ -362,7 +362,7 @@ def test_oversized_uploads_are_413_over_http_and_small_ones_are_stored(tmp_path)
 
         r = httpx.post(srv.base_url + "/files", content=chunks(), timeout=30,
                        headers={**AUTH, "content-type": "multipart/form-data; boundary=XB"})
-        _assert_client_error(r, 413, "uploaded file")
+        _assert_client_error(r, 413, "accepts at most 100000 bytes")
         data = b'{"messages": []}\n' * 1000
         r = _post(srv, "/v1/files", _form(data), **{"content-type":
                                                     "multipart/form-data; boundary=XB"})
@@ -426,7 +426,8 @@ def test_a_restarted_server_keeps_its_files_jobs_and_fine_tuned_models(tmp_path)
             before["events"]
         assert [x.model_dump() for x in c.fine_tuning.jobs.checkpoints.list(done.id).data] == \
             before["checkpoints"]
-        assert sorted(m.id for m in c.models.list().data) == before["models"]
+        # (the job that was running may have added checkpoint models since)
+        assert set(before["models"]) <= {m.id for m in c.models.list().data}
         again = c.chat.completions.create(model=done.fine_tuned_model, max_tokens=3, seed=1,
                                           messages=[{"role": "user", "content": "q1"}])
         assert again.choices[0].message.content == answer.choices[0].message.content
