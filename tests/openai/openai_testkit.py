@@ -10,6 +10,9 @@ the client reads them leniently); validation rewrites exactly these before check
                    null (nothing conditions it); the schema wants numbers / objects
   GAP_FILE_CONTENT GET /files/{id}/content returns the file's bytes (JSONL), not the JSON
                    string the document declares; its body is not checked
+  GAP_STREAM_FINISH_NULL streamed /v1/completions chunks share CreateCompletionResponse,
+                   whose finish_reason is required, but every chunk before the last sends
+                   null (as the real API does)
 And one gap in the document itself: its discriminators (e.g. a chat message's `role`) have
 no `mapping`, which openapi-core reads as schema names ('user'); the loader adds the mapping
 from each variant's enum. And one limit of openapi-core: its parameter-style deserializer
@@ -36,7 +39,9 @@ GAP_PAUSED = "job status 'paused'"
 GAP_ERROR_EMPTY = "job 'error': {}"
 GAP_ECHO_NULL = "null first echo log-prob"
 GAP_FILE_CONTENT = "file content as raw bytes"
-KNOWN_GAPS = (GAP_PAUSED, GAP_ERROR_EMPTY, GAP_ECHO_NULL, GAP_FILE_CONTENT)
+GAP_STREAM_FINISH_NULL = "null finish_reason in streamed legacy completions"
+KNOWN_GAPS = (GAP_PAUSED, GAP_ERROR_EMPTY, GAP_ECHO_NULL, GAP_FILE_CONTENT,
+              GAP_STREAM_FINISH_NULL)
 API_KEY = "test-key-0123456789"
 
 
@@ -235,11 +240,19 @@ def validate(exchanges: list[Exchange], gaps: set[str] | None = None,
         except Exception as exc:
             problems.append(f"{where}: request: {_explain(exc)}")
         if ctype.startswith("text/event-stream"):
+            legacy = ex.path == "/v1/completions"
             for line in ex.response_body.decode("utf-8").splitlines():
                 if line.startswith("data: ") and line != "data: [DONE]":
+                    chunk = json.loads(line[6:])
+                    if legacy:
+                        chunk = _normalise(ex.path, chunk, gaps)
+                        for choice in chunk.get("choices", []):
+                            if choice.get("finish_reason") is None:
+                                choice["finish_reason"] = "length"
+                                gaps.add(GAP_STREAM_FINISH_NULL)
                     try:
-                        schema_validator("CreateChatCompletionStreamResponse").validate(
-                            json.loads(line[6:]))
+                        schema_validator("CreateCompletionResponse" if legacy else
+                                         "CreateChatCompletionStreamResponse").validate(chunk)
                     except Exception as exc:
                         problems.append(f"{where}: stream chunk: {exc}")
             continue
@@ -271,13 +284,14 @@ def _explain(exc: BaseException) -> str:
 
 # -- servers -------------------------------------------------------------------------
 @contextmanager
-def serve(**settings: Any) -> Iterator[Any]:
+def serve(instance: Any = None, **settings: Any) -> Iterator[Any]:
     """A real uvicorn server on a free 127.0.0.1 port around create_app(ServeConfig(...)),
-    with a Recorder outside it; yields the ServerThread (`.recorder` attached)."""
+    with a Recorder outside it; yields the ServerThread (`.recorder` attached). `instance`:
+    a backend object to serve (e.g. a FakeBackend subclass that fails on purpose)."""
     from unified_prompt_openai.server.config import ServeConfig
     from unified_prompt_openai.server.run import ServerThread
 
-    settings.setdefault("backend", "fake")
+    settings.setdefault("backend", "fake" if instance is None else instance.name)
     settings.setdefault("model", "fake-tiny")
     settings.setdefault("api_key", API_KEY)
     recorders: list[Recorder] = []
@@ -286,7 +300,7 @@ def serve(**settings: Any) -> Iterator[Any]:
         recorders.append(Recorder(app))
         return recorders[0]
 
-    with ServerThread(ServeConfig(**settings), wrap=wrap) as srv:
+    with ServerThread(ServeConfig(**settings), wrap=wrap, backend=instance) as srv:
         srv.recorder = recorders[0]
         RECORDERS.append(srv.recorder)
         try:

@@ -71,6 +71,9 @@ def test_every_endpoint_validates_against_the_official_document():
         gen = c.completions.create(model="fake-tiny", prompt="Review: fine\nSentiment:",
                                    max_tokens=3, logprobs=2, echo=True)
         assert gen.choices[0].text.startswith("Review: fine\nSentiment:")
+        pieces = list(c.completions.create(model="fake-tiny", prompt="Review: fine\nSentiment:",
+                                           max_tokens=3, logprobs=2, echo=True, stream=True))
+        assert "".join(p.choices[0].text for p in pieces) == gen.choices[0].text
         f = c.files.create(file=("train.jsonl", _rows(12), "application/jsonl"),
                            purpose="fine-tune")
         assert c.files.retrieve(f.id).bytes == len(_rows(12))

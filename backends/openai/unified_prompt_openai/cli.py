@@ -54,6 +54,15 @@ def _options(items: tuple[str, ...]) -> dict[str, object]:
               help="What a fine-tuning job trains locally.")
 @click.option("--max-batch", default=32, show_default=True, type=int,
               help="Concurrent requests merged into one backend call (1: never merge).")
+@click.option("--max-tokens-limit", default=4096, show_default=True, type=int,
+              help="The largest max_tokens a request may ask for (more: 400).")
+@click.option("--max-request-tokens", default=65536, show_default=True, type=int,
+              help="The most tokens one request may generate, prompts x n x max_tokens "
+              "(more: 400).")
+@click.option("--max-body-mb", default=32.0, show_default=True, type=float,
+              help="The largest JSON request body (more: 413).")
+@click.option("--max-upload-mb", default=512.0, show_default=True, type=float,
+              help="The largest uploaded file, enforced while it streams to disk (more: 413).")
 @click.option("--org", "organization", default="unified-prompt", show_default=True)
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Where uploaded files and adapters go (default: a temporary folder).")
@@ -62,8 +71,9 @@ def _options(items: tuple[str, ...]) -> dict[str, object]:
 def serve(backend: str, model: str, port: int, host: str, api_key: str | None,
           served_name: str | None, options: tuple[str, ...], latency_ms: float,
           fault_rate: float, faults: str, fault_seed: int | None, rpm: int | None,
-          quota_requests: int | None, train_method: str, max_batch: int, organization: str,
-          data_dir: Path | None, log_level: str) -> None:
+          quota_requests: int | None, train_method: str, max_batch: int,
+          max_tokens_limit: int, max_request_tokens: int, max_body_mb: float,
+          max_upload_mb: float, organization: str, data_dir: Path | None, log_level: str) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (chat, completions with
     logprobs and echo, files, fine-tuning jobs that train for real, batches)."""
     from unified_prompt_openai.server.config import ServeConfig
@@ -77,7 +87,10 @@ def serve(backend: str, model: str, port: int, host: str, api_key: str | None,
         api_key=key, host=host, port=port, latency_ms=latency_ms, fault_rate=fault_rate,
         faults=tuple(f.strip() for f in faults.split(",") if f.strip()), fault_seed=fault_seed,
         requests_per_minute=rpm, quota_requests=quota_requests, train_method=train_method,
-        organization=organization, data_dir=data_dir, max_batch=max(1, max_batch))
+        organization=organization, data_dir=data_dir, max_batch=max(1, max_batch),
+        max_tokens_limit=max_tokens_limit, max_request_tokens=max_request_tokens,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024))
     config.check()
     click.echo(f"serving {backend}:{model} as {config.model_id!r} on http://{host}:{port}/v1"
                f"{' (key required)' if key else ''}", err=True)

@@ -4,6 +4,7 @@ failure, and the traffic middleware outside them all."""
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from unified_prompt_openai.server.jobs import FineTuneJobs
 from unified_prompt_openai.server.limits import Quota, RequestWindow
 from unified_prompt_openai.server.middleware import TrafficMiddleware
 from unified_prompt_openai.server.models import ModelRegistry
+from unified_prompt_openai.server.persist import JsonStore
 from unified_prompt_openai.server.state import ServerState
 from unified_prompt_openai.server.worker import BackendWorker
 
@@ -36,12 +38,16 @@ def build_state(config: ServeConfig, backend: Backend | None = None) -> ServerSt
     if backend is None:
         backend = create_backend(config.backend, dict(config.backend_options))
     data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="unified-prompt-serve-"))
-    registry = ModelRegistry(backend, config.model, config.model_id, config.organization)
-    files = FileStore(data_dir / "files")
+    store = JsonStore(data_dir / "state")
+    registry = ModelRegistry(backend, config.model, config.model_id, config.organization,
+                             store=store)
+    files = FileStore(data_dir / "files", store)
     inference = Inference(registry, BackendWorker(registry, config.max_batch),
-                          config.default_max_tokens)
+                          config.default_max_tokens, limit=config.max_tokens_limit,
+                          request_tokens=config.max_request_tokens)
     jobs = FineTuneJobs(registry, files, data_dir / "jobs", organization=config.organization,
-                        train_method=config.train_method, quirks=config.real_api_quirks)
+                        train_method=config.train_method, quirks=config.real_api_quirks,
+                        store=store)
     return ServerState(config, backend, registry, inference, files, jobs,
                        Batches(inference, files), data_dir)
 
@@ -76,9 +82,11 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> TrafficMi
 
     @app.exception_handler(Exception)
     async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("error answering %s %s", request.method, request.url.path)
+        incident = secrets.token_hex(6)
+        log.exception("error %s answering %s %s", incident, request.method, request.url.path)
         return JSONResponse(error_body(f"The server had an error processing your request "
-                                       f"({type(exc).__name__}: {exc}).", type="server_error"),
+                                       f"(incident {incident}, {type(exc).__name__}; the "
+                                       "details are in the server's log).", type="server_error"),
                             status_code=500)
 
     return TrafficMiddleware(

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from unified_prompt_openai.server.errors import APIError, not_found
+from unified_prompt_openai.server.errors import APIError, not_found, redact_paths
 from unified_prompt_openai.server.files import FileStore
 from unified_prompt_openai.server.inference import Inference
 from unified_prompt_openai.server.schemas import (
@@ -134,7 +134,7 @@ class Batches:
                                          "body": body}, "error": None})
                 record.completed += 1
             except (APIError, ValidationError) as exc:
-                message = exc.message if isinstance(exc, APIError) else str(exc)
+                message = redact_paths(exc.message if isinstance(exc, APIError) else str(exc))
                 errors.append({"id": f"batch_req_{secrets.token_hex(8)}", "custom_id": custom_id,
                                "response": None,
                                "error": {"code": "invalid_request", "message": message}})

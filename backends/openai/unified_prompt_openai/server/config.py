@@ -31,7 +31,11 @@ class ServeConfig:
     data_dir: Path | None = None
     real_api_quirks: bool = False
     default_max_tokens: int = 128
+    max_tokens_limit: int = 4096  # the most max_tokens one request may ask for
+    max_request_tokens: int = 65536  # prompts x n x max_tokens, the work one request may ask
     max_batch: int = 32
+    max_body_bytes: int = 32 * 1024 * 1024  # a JSON request body
+    max_upload_bytes: int = 512 * 1024 * 1024  # one uploaded file, as the hosted API
     chat_only: bool = False  # answer /v1/completions 404, as hosts of chat models do
 
     @property
@@ -51,3 +55,7 @@ class ServeConfig:
 
         if self.train_method not in SERVE_TRAIN_METHODS:
             raise UserInputError(f"--train-method must be {' or '.join(SERVE_TRAIN_METHODS)}")
+        if min(self.max_tokens_limit, self.max_request_tokens, self.max_body_bytes,
+               self.max_upload_bytes) < 1:
+            raise UserInputError("--max-tokens-limit, --max-request-tokens, --max-body-mb and "
+                                 "--max-upload-mb must be positive")

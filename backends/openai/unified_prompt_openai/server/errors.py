@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
+
+# Absolute paths that start with one of this machine's top-level folders (/tmp, /home,
+# /usr, ...): never shown to a client, while API paths such as /v1/files stay readable.
+_ROOTS = sorted((e.name for e in os.scandir("/") if e.is_dir()), key=len, reverse=True) \
+    if os.name == "posix" else []
+_ALTERNATIVES = "|".join(map(re.escape, _ROOTS))
+_PATH = re.compile(rf"(?<![\w.])/(?:{_ALTERNATIVES})(?:/[^\s'\"(),:;]*)?") if _ROOTS else None
+
+
+def redact_paths(text: str) -> str:
+    """`text` with every server file path replaced by its last component."""
+    if _PATH is None:
+        return text
+    return _PATH.sub(lambda m: "<server path>/" + m.group(0).rstrip("/").rsplit("/", 1)[-1]
+                     if m.group(0).count("/") > 1 else "<server path>", text)
 
 
 class APIError(Exception):
@@ -23,7 +40,8 @@ class APIError(Exception):
 
 def error_body(message: str, *, type: str = "invalid_request_error", code: str | None = None,
                param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return {"error": {"message": redact_paths(message), "type": type, "param": param,
+                      "code": code}}
 
 
 def not_found(what: str, ident: str, param: str | None = None) -> APIError:

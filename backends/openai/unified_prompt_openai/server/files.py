@@ -1,10 +1,9 @@
 """Uploaded files (training data, batch input and output), kept on disk under the server's
-data folder, and a small multipart/form-data reader (the standard library's, not an extra
-dependency)."""
+data folder (uploads arrive through uploads.read_upload, already on disk)."""
 
 from __future__ import annotations
 
-import re
+import os
 import secrets
 import threading
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_prompt_openai.server.errors import APIError, not_found
+from unified_prompt_openai.server.persist import JsonStore
 
 MAX_BYTES = 512 * 1024 * 1024
 PURPOSES = ("fine-tune", "batch", "assistants", "vision", "user_data", "evals")
@@ -34,11 +34,26 @@ class StoredFile:
 
 
 class FileStore:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, store: JsonStore | None = None) -> None:
         self.folder = folder
+        self.store = store
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".upload-*.part"):  # uploads cut off by a stop
+            stale.unlink(missing_ok=True)
         self._files: dict[str, StoredFile] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        for row in (store.load("files") if store else None) or []:
+            path = folder / row["id"]
+            if path.is_file():
+                self._files[row["id"]] = StoredFile(row["id"], row["filename"], row["purpose"],
+                                                    row["bytes"], row["created_at"], path)
+
+    def _save(self) -> None:
+        if self.store is not None:
+            with self._lock:
+                rows = [{k: v for k, v in f.to_dict().items() if k not in ("object", "status")}
+                        for f in self._files.values()]
+                self.store.save("files", rows)
 
     def create(self, filename: str, purpose: str, data: bytes) -> StoredFile:
         if len(data) > MAX_BYTES:
@@ -50,6 +65,19 @@ class FileStore:
         stored = StoredFile(file_id, filename, purpose, len(data), int(time.time()), path)
         with self._lock:
             self._files[file_id] = stored
+            self._save()
+        return stored
+
+    def adopt(self, part: Path, filename: str, purpose: str) -> StoredFile:
+        """Take an upload already streamed to `part` (in this folder) into the store."""
+        file_id = f"file-{secrets.token_hex(12)}"
+        path = self.folder / file_id
+        os.replace(part, path)
+        stored = StoredFile(file_id, filename, purpose, path.stat().st_size,
+                            int(time.time()), path)
+        with self._lock:
+            self._files[file_id] = stored
+            self._save()
         return stored
 
     def find(self, file_id: str) -> StoredFile | None:
@@ -69,32 +97,5 @@ class FileStore:
         stored = self.get(file_id)
         with self._lock:
             del self._files[file_id]
+            self._save()
         stored.path.unlink(missing_ok=True)
-
-
-_PARAM = re.compile(r';\s*([\w*-]+)="?([^";]*)"?')
-
-
-def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """Form field name -> (filename, bytes)."""
-    params = dict((k.lower(), v) for k, v in _PARAM.findall(content_type))
-    boundary = params.get("boundary")
-    if not content_type.lower().startswith("multipart/form-data") or not boundary:
-        raise APIError(400, "expected a multipart/form-data body with 'file' and 'purpose'")
-    out: dict[str, tuple[str | None, bytes]] = {}
-    delimiter = b"--" + boundary.encode("latin-1")
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        part = part.removeprefix(b"\r\n")
-        head, sep, data = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        data = data.removesuffix(b"\r\n")
-        headers = head.decode("utf-8", "replace")
-        disposition = next((line for line in headers.split("\r\n")
-                            if line.lower().startswith("content-disposition")), "")
-        fields = dict((k.lower(), v) for k, v in _PARAM.findall(disposition))
-        if "name" in fields:
-            out[fields["name"]] = (fields.get("filename"), data)
-    return out

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from unified_prompt.backend import Generated, GenerationParams, TokenLogprob
@@ -21,6 +22,7 @@ from unified_prompt_openai.server.schemas import ChatCompletionRequest, Completi
 from unified_prompt_openai.server.worker import BackendWorker
 
 FINGERPRINT = "fp_unified_prompt"
+CHUNK_TOKENS = 2048  # generated tokens per backend call: the longest one request holds it
 
 
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
@@ -51,15 +53,68 @@ def _token_entry(tok: TokenLogprob, top_k: int) -> dict[str, Any]:
             "top_logprobs": [item(t, float(lp)) for t, lp in tok.top[:top_k]]}
 
 
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """One legacy completion choice before shaping: echoed prompt and generation."""
+
+    echo_text: str
+    echo_tokens: tuple[TokenLogprob, ...]
+    gen: Generated | None
+
+    @property
+    def tokens(self) -> list[TokenLogprob]:
+        return [*self.echo_tokens, *(self.gen.tokens if self.gen else ())]
+
+    @property
+    def finish(self) -> str:
+        return self.gen.finish_reason if self.gen else "length"
+
+
 class Inference:
     """Async: every backend call goes through the BackendWorker (one thread, batching)."""
 
     def __init__(self, registry: ModelRegistry, worker: BackendWorker,
-                 default_max_tokens: int = 128) -> None:
+                 default_max_tokens: int = 128, *, limit: int = 4096,
+                 request_tokens: int = 65536) -> None:
         self.registry = registry
         self.worker = worker
         self.backend = registry.backend
-        self.default_max_tokens = default_max_tokens
+        self.default_max_tokens = min(default_max_tokens, limit)
+        self.limit = limit
+        self.request_tokens = request_tokens
+
+    def _max_tokens(self, value: int | None, param: str) -> int:
+        if value is None:
+            return self.default_max_tokens
+        if value > self.limit:
+            raise APIError(400, f"{param} is too large: {value}. This model supports at most "
+                           f"{self.limit} completion tokens, whereas you provided {value}.",
+                           param=param, code="invalid_value")
+        return value
+
+    def _check_work(self, n_texts: int, max_tokens: int, param: str) -> None:
+        work = n_texts * max_tokens
+        if work > self.request_tokens:
+            raise APIError(400, f"This request asks for up to {work} generated tokens ({n_texts} "
+                           f"completions x {param} {max_tokens}); this server answers at most "
+                           f"{self.request_tokens} per request. Split it into smaller requests.",
+                           param=param, code="invalid_value")
+
+    async def _generate(self, handle: Any, texts: list[str], params: GenerationParams,
+                        top_k: int) -> list[Generated]:
+        """generate_text in slices of about CHUNK_TOKENS tokens, each its own turn on the
+        worker: a large request never holds the backend thread for long, requests queued
+        behind it are answered between its slices, and a cancelled request stops there."""
+        per_call = max(1, CHUNK_TOKENS // max(1, params.max_new_tokens))
+        out: list[Generated] = []
+        for start in range(0, len(texts), per_call):
+            out += await self.worker.run(self.backend.generate_text, handle,
+                                         texts[start:start + per_call], params, top_k=top_k)
+        return out
 
     async def _handle(self, model_id: str) -> Any:
         served = self.registry.info(model_id)  # 404 at once for an unknown model
@@ -76,12 +131,13 @@ class Inference:
                 raise APIError(400, f"messages: role {m['role']!r} is not supported here",
                                param="messages")
         prompt = await self.worker.run(self.backend.render_chat, handle, messages)
-        max_tokens = req.max_completion_tokens or req.max_tokens or self.default_max_tokens
+        param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+        max_tokens = self._max_tokens(req.max_completion_tokens or req.max_tokens, param)
+        n = req.n or 1
+        self._check_work(n, max_tokens, param)
         params = _params(max_tokens, req.temperature, req.stop, req.seed)
         top_k = (req.top_logprobs or 0) if req.logprobs else 0
-        n = req.n or 1
-        gens = await self.worker.run(self.backend.generate_text, handle, [prompt] * n, params,
-                                     top_k=top_k)
+        gens = await self._generate(handle, [prompt] * n, params, top_k)
         choices = []
         for i, gen in enumerate(gens):
             logprobs = ({"content": [_token_entry(t, top_k) for t in gen.tokens],
@@ -127,11 +183,22 @@ class Inference:
 
     # -- legacy completions ----------------------------------------------------------
     async def completions(self, req: CompletionRequest) -> dict[str, Any]:
+        body, _ = await self._complete(req)
+        return body
+
+    async def completions_stream(self, req: CompletionRequest) -> list[str]:
+        """Server-sent events as the API streams legacy completions: text_completion
+        chunks (the echoed prompt, then one per token, then the finish reason), an
+        optional usage chunk, [DONE]."""
+        body, parts = await self._complete(req)
+        return list(self._completion_events(req, body, parts))
+
+    async def _complete(self, req: CompletionRequest) -> tuple[dict[str, Any], list[_Choice]]:
         handle = await self._handle(req.model)
         prompts = self._prompts(req.prompt)
-        max_tokens = self.default_max_tokens if req.max_tokens is None else req.max_tokens
+        max_tokens = self._max_tokens(req.max_tokens, "max_tokens")
+        self._check_work(len(prompts), max_tokens, "max_tokens")
         k = req.logprobs
-        want = k is not None
         echoed: list[tuple[TokenLogprob, ...]] = []
         if req.echo or max_tokens == 0:
             echoed = await self.worker.run(self.backend.text_logprobs, handle, prompts,
@@ -139,37 +206,52 @@ class Inference:
         gens: list[Generated] = []
         if max_tokens > 0:
             params = _params(max_tokens, req.temperature, req.stop, req.seed)
-            gens = await self.worker.run(self.backend.generate_text, handle, prompts, params,
-                                         top_k=k or 0)
-        choices = []
+            gens = await self._generate(handle, prompts, params, k or 0)
+        parts = []
         prompt_tokens = completion_tokens = 0
         for i, text in enumerate(prompts):
-            tokens: list[TokenLogprob] = []
-            out_text = ""
-            finish = "length"
             if echoed:
                 prompt_tokens += len(echoed[i])
-            if req.echo:
-                tokens += echoed[i]
-                out_text += text
+            elif gens:
+                prompt_tokens += gens[i].prompt_tokens
             if gens:
-                gen = gens[i]
-                if not echoed:
-                    prompt_tokens += gen.prompt_tokens
-                completion_tokens += len(gen.tokens)
-                tokens += gen.tokens
-                out_text += gen.text
-                finish = gen.finish_reason
-            choices.append({"index": i, "text": out_text, "finish_reason": finish,
-                            "logprobs": self._legacy_logprobs(tokens, k) if want else None})
+                completion_tokens += len(gens[i].tokens)
+            parts.append(_Choice(text if req.echo else "",
+                                 tuple(echoed[i]) if req.echo else (),
+                                 gens[i] if gens else None))
         n = req.n or 1
-        if n > 1:
-            choices = [{**c, "index": j * n + r} for j, c in enumerate(choices)
-                       for r in range(n)]
-        return {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
+        parts = [p for p in parts for _ in range(n)]
+        choices = [{"index": i, "text": p.echo_text + (p.gen.text if p.gen else ""),
+                    "finish_reason": p.finish,
+                    "logprobs": (self._legacy_logprobs(p.tokens, k) if k is not None
+                                 else None)} for i, p in enumerate(parts)]
+        body = {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
                 "created": int(time.time()), "model": req.model, "choices": choices,
                 "system_fingerprint": FINGERPRINT,
                 "usage": _usage(prompt_tokens, completion_tokens * n)}
+        return body, parts
+
+    def _completion_events(self, req: CompletionRequest, body: dict[str, Any],
+                           parts: list[_Choice]) -> Iterator[str]:
+        base = {"id": body["id"], "object": "text_completion", "created": body["created"],
+                "model": body["model"], "system_fingerprint": FINGERPRINT}
+        k = req.logprobs
+
+        def event(index: int, text: str, tokens: Sequence[TokenLogprob],
+                  finish: str | None) -> str:
+            logprobs = self._legacy_logprobs(tokens, k) if k is not None else None
+            return _sse({**base, "choices": [{"index": index, "text": text,
+                                              "logprobs": logprobs, "finish_reason": finish}]})
+
+        for i, part in enumerate(parts):
+            if part.echo_text:
+                yield event(i, part.echo_text, part.echo_tokens, None)
+            for tok in part.gen.tokens if part.gen else ():
+                yield event(i, tok.token, [tok], None)
+            yield event(i, "", [], part.finish)
+        if req.stream_options is not None and req.stream_options.include_usage:
+            yield _sse({**base, "choices": [], "usage": body["usage"]})
+        yield "data: [DONE]\n\n"
 
     @staticmethod
     def _prompts(prompt: Any) -> list[str]:

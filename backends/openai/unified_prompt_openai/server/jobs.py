@@ -20,10 +20,11 @@ from unified_prompt.data.hosted_format import validate_lines
 from unified_prompt.errors import DataError
 from unified_prompt.jobs import JobCancelledError, JobContext, JobStatus, LocalJob
 from unified_prompt_openai.server import training as tr
-from unified_prompt_openai.server.errors import APIError, not_found
+from unified_prompt_openai.server.errors import APIError, not_found, redact_paths
 from unified_prompt_openai.server.files import FileStore
 from unified_prompt_openai.server.models import ModelRegistry
 from unified_prompt_openai.server.paging import page
+from unified_prompt_openai.server.persist import JsonStore
 from unified_prompt_openai.server.schemas import FineTuningJobRequest
 
 
@@ -46,8 +47,34 @@ class JobRecord:
     error: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    job: LocalJob | None = None
+    outcome: str | None = None  # the terminal status, once the work has ended
+    job: LocalJob | None = None  # None for a job restored from an earlier run of the server
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    SAVED = ("id", "model", "training_file", "validation_file", "method", "hyperparameters",
+             "suffix", "seed", "metadata", "created_at", "phase", "finished_at",
+             "fine_tuned_model", "trained_tokens", "error", "checkpoints")
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            events = list(self.events)
+        return {**{k: getattr(self, k) for k in self.SAVED}, "events": events,
+                "outcome": self.outcome or self.status}
+
+    @classmethod
+    def restored(cls, saved: dict[str, Any]) -> JobRecord:
+        """A job as an earlier run of the server left it; one it left unfinished has lost
+        its training and is failed with an error that says so."""
+        record = cls(**{k: saved[k] for k in cls.SAVED}, events=saved.get("events", []),
+                     outcome=saved.get("outcome"))
+        if record.outcome not in ("succeeded", "failed", "cancelled"):
+            record.error = {"code": "server_restarted", "param": None, "message":
+                            f"The server stopped while this job was {record.outcome}; its "
+                            "training was lost. Create a new job to train again."}
+            record.outcome = "failed"
+            record.finished_at = int(time.time())
+            record.event(record.error["message"], level="error", data={"status": "failed"})
+        return record
 
     def event(self, message: str, *, level: str = "info", type: str = "message",
               data: dict[str, Any] | None = None) -> None:
@@ -59,7 +86,8 @@ class JobRecord:
 
     @property
     def status(self) -> str:
-        assert self.job is not None
+        if self.job is None:
+            return self.outcome or "failed"
         local = self.job.status
         if local.terminal:
             return local.value
@@ -94,15 +122,36 @@ class _Ctx:
 
 class FineTuneJobs:
     def __init__(self, registry: ModelRegistry, files: FileStore, workdir: Path, *,
-                 organization: str, train_method: str, quirks: bool = False) -> None:
+                 organization: str, train_method: str, quirks: bool = False,
+                 store: JsonStore | None = None) -> None:
         self.registry = registry
         self.files = files
         self.workdir = workdir
         self.organization = organization
         self.train_method = train_method
         self.quirks = quirks
+        self.store = store
         self._jobs: dict[str, JobRecord] = {}
         self._slot = threading.Semaphore(1)
+        self._save_lock = threading.Lock()
+        for saved in (store.load("jobs") if store else None) or []:
+            record = JobRecord.restored(saved)
+            self._jobs[record.id] = record
+        if self._jobs:
+            self._save()
+
+    def close(self) -> None:
+        """At server stop: cancel what still trains, without recording that as the jobs'
+        end (the saved state keeps them unfinished: the next start marks them failed)."""
+        self.store = None
+        for record in list(self._jobs.values()):
+            if record.job is not None and not record.job.status.terminal:
+                record.job.cancel()
+
+    def _save(self) -> None:
+        if self.store is not None:
+            with self._save_lock:
+                self.store.save("jobs", [r.snapshot() for r in list(self._jobs.values())])
 
     # -- API operations --------------------------------------------------------------
     def create(self, req: FineTuningJobRequest) -> dict[str, Any]:
@@ -119,6 +168,12 @@ class FineTuneJobs:
         hp = (hp_src.hyperparameters.model_dump(exclude_none=True)
               if hp_src and hp_src.hyperparameters else
               (req.hyperparameters.model_dump(exclude_none=True) if req.hyperparameters else {}))
+        problem = tr.hyperparameter_problem(hp)
+        if problem is not None:
+            where = (f"method.{kind}.hyperparameters" if hp_src and hp_src.hyperparameters
+                     else "hyperparameters")
+            raise APIError(400, f"Invalid hyperparameter: {problem[1]}.",
+                           param=f"{where}.{problem[0]}", code="invalid_value")
         for name, file_id in (("training_file", req.training_file),
                               ("validation_file", req.validation_file)):
             if file_id is None:
@@ -139,6 +194,7 @@ class FineTuneJobs:
         record.job = LocalJob(job_id, lambda ctx: self._work(record, ctx, kind), start=False)
         self._jobs[job_id] = record
         record.job.start()
+        self._save()
         return self.to_dict(record)
 
     def get(self, job_id: str) -> JobRecord:
@@ -160,6 +216,7 @@ class FineTuneJobs:
         assert record.job is not None
         record.job.cancel()
         record.job.wait(timeout=10)
+        self._save()
         return self.to_dict(record)
 
     def pause(self, job_id: str) -> dict[str, Any]:
@@ -170,6 +227,7 @@ class FineTuneJobs:
         assert record.job is not None
         record.job.pause()
         record.event("Job paused", data={"status": "paused"})
+        self._save()
         return self.to_dict(record)
 
     def resume(self, job_id: str) -> dict[str, Any]:
@@ -180,6 +238,7 @@ class FineTuneJobs:
         assert record.job is not None
         record.job.resume()
         record.event("Job resumed", data={"status": record.phase})
+        self._save()
         return self.to_dict(record)
 
     def events(self, job_id: str, after: str | None, limit: int) -> tuple[list[dict], bool]:
@@ -217,26 +276,32 @@ class FineTuneJobs:
 
     # -- the work --------------------------------------------------------------------
     def _work(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:
+        outcome = "failed"
         try:
-            return self._run(r, ctx, kind)
+            result = self._run(r, ctx, kind)
+            outcome = "succeeded"
+            return result
         except JobCancelledError:
+            outcome = "cancelled"
             r.finished_at = int(time.time())
             r.event("Job cancelled", data={"status": "cancelled"})
             raise
         except DataError as exc:
-            r.error = {"code": "invalid_training_file", "message": str(exc),
+            r.error = {"code": "invalid_training_file", "message": redact_paths(str(exc)),
                        "param": "training_file"}
             r.finished_at = int(time.time())
-            r.event(f"Training file validation failed: {exc}", level="error",
+            r.event(f"Training file validation failed: {r.error['message']}", level="error",
                     data={"status": "failed"})
             raise
         except Exception as exc:
-            r.error = {"code": "server_error", "message": f"{type(exc).__name__}: {exc}",
-                       "param": None}
+            reason = redact_paths(f"{type(exc).__name__}: {exc}")
+            r.error = {"code": "server_error", "message": reason, "param": None}
             r.finished_at = int(time.time())
-            r.event(f"Fine-tuning failed: {type(exc).__name__}: {exc}", level="error",
-                    data={"status": "failed"})
+            r.event(f"Fine-tuning failed: {reason}", level="error", data={"status": "failed"})
             raise
+        finally:
+            r.outcome = outcome
+            self._save()
 
     def _run(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:
         from unified_prompt.backend import TrainSetup

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from unified_prompt.backend import Backend
 from unified_prompt_openai.server.errors import APIError
+from unified_prompt_openai.server.persist import JsonStore
 
 T = TypeVar("T")
 
@@ -32,14 +33,30 @@ class ServedModel:
 
 
 class ModelRegistry:
-    def __init__(self, backend: Backend, base_ref: str, served_name: str, owner: str) -> None:
+    def __init__(self, backend: Backend, base_ref: str, served_name: str, owner: str, *,
+                 store: JsonStore | None = None) -> None:
         self.backend = backend
         self.lock = threading.RLock()
+        self.store = store
         with self.lock:
             handle = backend.load_model(base_ref)
         self.base_id = served_name
         self._models: dict[str, ServedModel] = {
             served_name: ServedModel(served_name, owner, handle=handle, base=True)}
+        for row in (store.load("models") if store else None) or []:
+            adapter = store.resolve(row["adapter"]) if store else None
+            if adapter is not None and adapter.exists() and row["id"] != served_name:
+                self._models[row["id"]] = ServedModel(row["id"], row["owned_by"], row["created"],
+                                                      adapter=adapter)
+
+    def _save(self) -> None:
+        if self.store is None:
+            return
+        with self.lock:
+            rows = [{"id": m.id, "owned_by": m.owned_by, "created": m.created,
+                     "adapter": self.store.relative(m.adapter)}
+                    for m in self._models.values() if not m.base and m.adapter is not None]
+            self.store.save("models", rows)
 
     @property
     def base_handle(self) -> Any:
@@ -72,6 +89,7 @@ class ModelRegistry:
     def register(self, model_id: str, adapter: Path, owner: str, *, load: bool = True) -> None:
         served = ServedModel(model_id, owner, adapter=adapter)
         self._models[model_id] = served
+        self._save()
         if load:
             self.handle(model_id)
 
@@ -81,3 +99,4 @@ class ModelRegistry:
             raise APIError(403, "The base model cannot be deleted.", code="model_not_deletable",
                            param="model")
         del self._models[model_id]
+        self._save()

@@ -11,6 +11,8 @@ from typing import Any
 
 from unified_prompt_openai.server.config import ServeConfig
 
+GRACE_S = 3  # at SIGTERM, requests in flight get this long before they are cancelled
+
 
 class _QuietDrops(logging.Filter):
     """Injected dropped connections make uvicorn log an error each; they are intended."""
@@ -25,7 +27,7 @@ def _uvicorn_config(app: Any, config: ServeConfig, log_level: str) -> Any:
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     return uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level,
                           access_log=False, lifespan="off", timeout_keep_alive=30,
-                          backlog=2048)
+                          backlog=2048, timeout_graceful_shutdown=GRACE_S)
 
 
 def serve_forever(config: ServeConfig, log_level: str = "info") -> None:
@@ -34,20 +36,32 @@ def serve_forever(config: ServeConfig, log_level: str = "info") -> None:
     from unified_prompt_openai.server.app import create_app
 
     app = create_app(config)
-    uvicorn.Server(_uvicorn_config(app, config, log_level)).run()
+    try:
+        uvicorn.Server(_uvicorn_config(app, config, log_level)).run()
+    finally:
+        shutdown(app)
+
+
+def shutdown(asgi: Any) -> None:
+    """Stop the server's background work: running jobs are cancelled (their saved state
+    stays unfinished) and the backend worker ends."""
+    server = asgi.app.state.server
+    server.jobs.close()
+    server.inference.worker.close()
 
 
 class ServerThread:
     """`with ServerThread(config) as srv:` -> srv.base_url serves until the block ends."""
 
     def __init__(self, config: ServeConfig, *, port: int = 0, wrap: Any = None,
-                 log_level: str = "warning") -> None:
-        """`port=0` picks a free port; `wrap(app)` may put test middleware around the app."""
+                 log_level: str = "warning", backend: Any = None) -> None:
+        """`port=0` picks a free port; `wrap(app)` may put test middleware around the app;
+        `backend` serves an already-built backend instead of creating `config.backend`."""
         import uvicorn
 
         from unified_prompt_openai.server.app import create_app
 
-        self.asgi = create_app(config)
+        self.asgi = create_app(config, backend)
         self.app = wrap(self.asgi) if wrap is not None else self.asgi
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -80,6 +94,7 @@ class ServerThread:
         self.server.should_exit = True
         self._thread.join(timeout=10)
         self.sock.close()
+        shutdown(self.asgi)
 
     def __enter__(self) -> ServerThread:
         return self.start()

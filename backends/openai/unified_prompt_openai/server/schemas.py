@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+INT64 = 2**63  # the API's integer parameters (seed) are int64
+
 
 class Lenient(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -35,7 +37,7 @@ class ChatCompletionRequest(Lenient):
     temperature: float | None = Field(None, ge=0, le=2)
     n: int | None = Field(None, ge=1, le=128)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-INT64, lt=INT64)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     stream: bool | None = None
@@ -49,10 +51,11 @@ class CompletionRequest(Lenient):
     temperature: float | None = Field(None, ge=0, le=2)
     n: int | None = Field(None, ge=1, le=128)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-INT64, lt=INT64)
     logprobs: int | None = Field(None, ge=0, le=20)
     echo: bool | None = None
     stream: bool | None = None
+    stream_options: StreamOptions | None = None
 
 
 Auto = Literal["auto"]

@@ -7,7 +7,6 @@ way, app -> routes -> state.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from unified_prompt.backend import Backend
 from unified_prompt_openai.server.batches import Batches
+from unified_prompt_openai.server.bodies import read_json_object
 from unified_prompt_openai.server.config import ServeConfig
 from unified_prompt_openai.server.errors import APIError
 from unified_prompt_openai.server.files import FileStore
@@ -50,14 +50,7 @@ Server = Annotated[ServerState, Depends(server_state)]
 
 async def parse_body(request: Request, model: type[M]) -> M:
     """A JSON body as `model`; a bad one is a 400 naming the parameter, as the API does."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as exc:
-        raise APIError(400, f"We could not parse the JSON body of your request ({exc.msg}).") \
-            from None
-    if not isinstance(data, dict):
-        raise APIError(400, "The request body must be a JSON object.")
+    data = await read_json_object(request, server_state(request).config.max_body_bytes)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

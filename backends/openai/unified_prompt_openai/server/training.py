@@ -11,6 +11,7 @@ says so in a warning event.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,31 @@ def train_items(render_chat: Any, rows: list[ChatRow], soft_tokens: int = 0) -> 
     head = [Soft(0, soft_tokens)] if soft_tokens else []
     return [TrainItem(Rendered.of([*head, Text(render_chat(r.messages)), Mask()]),
                       target=r.target) for r in rows]
+
+
+# The hosted API's ranges (its OpenAPI document's); "auto" is always allowed.
+HP_RANGES: dict[str, tuple[float, float, bool]] = {  # name: (low, high, low is exclusive)
+    "n_epochs": (1, 50, False), "batch_size": (1, 256, False),
+    "learning_rate_multiplier": (0, math.inf, True), "beta": (0, 2, True)}
+
+
+def hyperparameter_problem(hp: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, message) of the first hyperparameter out of the hosted API's range: caught
+    when the job is created, not minutes later when training starts."""
+    for name, (low, high, open_low) in HP_RANGES.items():
+        value = hp.get(name)
+        if value is None or value == "auto":
+            continue
+        if isinstance(value, bool) or (name in ("n_epochs", "batch_size")
+                                       and not isinstance(value, int)):
+            return name, f"{name} must be an integer or 'auto', not {value!r}"
+        too_low = value <= low if open_low else value < low
+        if too_low or value > high:
+            bound = f"greater than {low}" if open_low else f"at least {low}"
+            if high < math.inf:
+                bound += f" and at most {high}"
+            return name, f"{name} must be {bound} (or 'auto'); got {value}"
+    return None
 
 
 def resolve_hyperparameters(hp: dict[str, Any], n_examples: int) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class BackendWorker:
                     self._run(group[start:start + max(1, self.max_batch)])
 
     def _run(self, group: list[_Item]) -> None:
+        group = [it for it in group if not it.future.done()]  # dropped: client went away
+        if not group:
+            return
         first = group[0]
         try:
             if len(group) == 1:

@@ -8,26 +8,31 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from unified_prompt_openai.server.errors import APIError
-from unified_prompt_openai.server.files import PURPOSES, parse_multipart
+from unified_prompt_openai.server.files import PURPOSES
 from unified_prompt_openai.server.paging import list_body
 from unified_prompt_openai.server.paging import page as take_page
 from unified_prompt_openai.server.state import Server
+from unified_prompt_openai.server.uploads import read_upload
 
 router = APIRouter(prefix="/v1")
 
 
 @router.post("/files")
 async def upload(request: Request, server: Server) -> dict[str, Any]:
-    form = parse_multipart(await request.body(), request.headers.get("content-type", ""))
-    if "file" not in form or "purpose" not in form:
-        raise APIError(400, "Missing 'file' or 'purpose' in the form.",
-                       param="file" if "file" not in form else "purpose")
-    purpose = form["purpose"][1].decode("utf-8").strip()
-    if purpose not in PURPOSES:
-        raise APIError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}",
-                       param="purpose")
-    filename, data = form["file"]
-    return server.files.create(filename or "upload.jsonl", purpose, data).to_dict()
+    srv = server
+    form = await read_upload(request.stream(), request.headers, srv.config.max_upload_bytes,
+                             srv.files.folder)
+    try:
+        if form.path is None or "purpose" not in form.fields:
+            raise APIError(400, "Missing 'file' or 'purpose' in the form.",
+                           param="file" if form.path is None else "purpose")
+        purpose = form.fields["purpose"]
+        if purpose not in PURPOSES:
+            raise APIError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}",
+                           param="purpose")
+        return srv.files.adopt(form.path, form.filename or "upload.jsonl", purpose).to_dict()
+    finally:
+        form.discard()
 
 
 @router.get("/files")
