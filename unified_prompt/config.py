@@ -14,16 +14,25 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unified_prompt.errors import ConfigError, TemplateError
+from unified_prompt.yaml_io import YamlRefusedError, compose_yaml, parse_yaml, read_yaml_file
 
 Split = Literal["train", "dev", "test"]
 Task = Literal["classification", "generation"]
 #: How label scores are calibrated (unified_prompt.prompts.calibration).
 CalibrationMethod = Literal["none", "contextual", "batch"]
 METHODS = ("none", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full", "hosted")
+#: Seeds every framework accepts (numpy's and torch's generators take 0 .. 2**32 - 1).
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+#: An upper bound for sizes that become tensor dimensions (rank, virtual tokens, widths):
+#: far above any useful value, and below what makes a framework fail to allocate.
+MAX_DIM = 65_536
+#: How generated text is split into tokens for BLEU / ROUGE (unified_prompt.metrics).
+Tokenize = Literal["auto", "13a", "zh", "char", "intl", "none"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are refused everywhere: `lr: .inf` is a typo, never a setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # -- backend -------------------------------------------------------------------------
@@ -51,7 +60,7 @@ class SplitSpec(Strict):
     train: float = 0.8
     dev: float = 0.1
     test: float = 0.1
-    seed: int = Field(0, description="Kept apart from the experiment seed so splits stay fixed.")
+    seed: Seed = Field(0, description="Kept apart from the experiment seed so splits stay fixed.")
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitSpec:
@@ -169,7 +178,7 @@ class TrainSpec(Strict):
     checkpoint_every: int = Field(50, ge=1)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    seed: int | None = Field(None, description="Defaults to the experiment seed.")
+    seed: Seed | None = Field(None, description="Defaults to the experiment seed.")
     train_limit: int | None = Field(None, ge=1, description="Use only this many training examples.")
 
     default_lr: ClassVar[float] = 1e-4
@@ -185,7 +194,7 @@ class NoFinetune(Strict):
 
 class PromptTuningSpec(TrainSpec):
     method: Literal["prompt_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
+    num_virtual_tokens: int = Field(20, ge=1, le=MAX_DIM)
     init: Literal["text", "vocab", "random"] = "vocab"
     init_text: str | None = None
     default_lr: ClassVar[float] = 3e-2
@@ -199,23 +208,23 @@ class PromptTuningSpec(TrainSpec):
 
 class PTuningSpec(TrainSpec):
     method: Literal["p_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
+    num_virtual_tokens: int = Field(20, ge=1, le=MAX_DIM)
     encoder: Literal["mlp", "lstm"] = "mlp"
-    encoder_hidden: int = Field(128, ge=1)
+    encoder_hidden: int = Field(128, ge=1, le=MAX_DIM)
     default_lr: ClassVar[float] = 1e-2
 
 
 class PrefixTuningSpec(TrainSpec):
     method: Literal["prefix_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
+    num_virtual_tokens: int = Field(20, ge=1, le=MAX_DIM)
     projection: bool = False
-    projection_hidden: int = Field(256, ge=1)
+    projection_hidden: int = Field(256, ge=1, le=MAX_DIM)
     default_lr: ClassVar[float] = 1e-2
 
 
 class LoraSpec(TrainSpec):
     method: Literal["lora"]
-    r: int = Field(8, ge=1)
+    r: int = Field(8, ge=1, le=MAX_DIM)
     alpha: float = Field(16, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | None = Field(None, description="Default: chosen per architecture.")
@@ -240,7 +249,7 @@ class HostedSpec(Strict):
     validation: bool = Field(True, description="Upload the dev split as the validation file.")
     poll_seconds: float = Field(10.0, gt=0)
     train_limit: int | None = Field(None, ge=10)
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 FinetuneSpec = Annotated[
@@ -256,7 +265,11 @@ class EvalSpec(Strict):
     metrics: list[str] | None = Field(None, description="Default: by task.")
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(32, ge=1, le=MAX_DIM)
+    tokenize: Tokenize = Field(
+        "auto", description="How BLEU and ROUGE split text into tokens: auto (zh when the "
+        "references or outputs hold Chinese or Japanese characters, else 13a), or one of "
+        "sacrebleu's tokenizers: 13a, zh, char, intl, none.")
     adapter: str | None = Field(
         None, description="Evaluate with this saved adapter folder (from a run's adapter/ or "
         "`unified-prompt convert`) instead of training; finetune.method none adopts the "
@@ -274,7 +287,7 @@ class BudgetSpec(Strict):
 class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
-    seed: int = 13
+    seed: Seed = 13
     backend: BackendSpec = Field(default_factory=BackendSpec)
     data: DataSpec
     prompt: PromptSpec
@@ -323,10 +336,7 @@ class ExperimentSpec(Strict):
 def _line_index(text: str) -> dict[tuple[str, ...], int]:
     """Key path -> 1-based line, from the YAML node tree (for errors that name a line)."""
     index: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return index
+    root = compose_yaml(text)
 
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -405,9 +415,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"--set {item!r}: empty key", problems=[(item, "empty key")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = parse_yaml(raw) if raw.strip() else ""
+    except YamlRefusedError as exc:
+        raise ConfigError(f"--set {key.strip()}: {exc.problem}",
+                          problems=[(key.strip(), exc.problem)]) from None
+    except ConfigError:
+        value = raw  # not YAML: the text itself
     if isinstance(value, dict) and (not raw.lstrip().startswith("{")
                                     or any(v is None for v in value.values())):
         value = raw  # "Review: {text}" or "{mask}" are text, not YAML mappings
@@ -432,19 +445,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file", source=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})", source=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}", source=str(path)) from None
+    data, text = read_yaml_file(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
