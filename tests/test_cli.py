@@ -36,10 +36,12 @@ def test_validate_loads_no_framework(tmp_path):
     ("finetune:\n  method: lora\n  rnk: 4\n", "finetune.rnk: unknown key"),
     ("eval:\n  limit: lots\n", "eval.limit: Input should be a valid integer"),
     ("seed: [1]\n", "seed: Input should be a valid integer"),
+    ("seed: 6\nseed: 7\n", "bad.yaml:17: duplicate key 'seed' (first given on line 16)"),
 ])
 def test_bad_spec_exits_2_naming_key_and_line(tmp_path, toy_spec, text, needle):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(toy_spec.read_text() + text, encoding="utf-8")
+    base = toy_spec.read_text().replace("seed: 5\n", "")
+    bad.write_text(base[: base.index("finetune:")] + text, encoding="utf-8")
     proc = run_cli("validate", str(bad))
     assert proc.returncode == 2
     assert needle in proc.stderr and f"{bad}:" in proc.stderr
