@@ -60,7 +60,17 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's data; a file that is not UTF-8 JSON is a UserInputError naming it."""
+    from unified_prompt.errors import UserInputError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserInputError(f"{path}: JSON nested too deeply") from None
 
 
 class atomic_dir:  # noqa: N801 - used as a context manager like a function

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import check_links_inside
 from unified_prompt_hf.handle import HFModel
 
 META_FILE = "hf_adapter.json"
@@ -206,6 +207,7 @@ def load_adapter(base: HFModel, path: Path) -> HFModel:
     """A new handle: `base` with the adapter at `path` applied (base itself unchanged)."""
     if not path.is_dir():
         raise UserInputError(f"{path}: no such adapter folder")
+    check_links_inside(path)
     method = adapter_method(path)
     if method in ("prompt_tuning", "p_tuning"):
         handle = _load_soft(base, path, method)
