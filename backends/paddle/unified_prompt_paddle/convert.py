@@ -3,8 +3,8 @@
     convert_adapter("runs/hf/adapter", "runs/hf/adapter-paddle", to="paddle")
     convert_adapter("runs/pd/adapter", "runs/pd/adapter-hf", to="hf")
 
-Pure numpy (safetensors.numpy, and pickle for writing .pdparams): neither torch nor paddle is imported. The base
-model's config.json (found through manifest.json, or `model=`) supplies the shapes and
+Pure numpy (safetensors.numpy; pickle only to write .pdparams): neither torch nor paddle
+is imported. The base model's config.json (found through manifest.json, or `model=`) supplies the shapes and
 names; manifest.json is carried over with its `backend` switched and the source recorded.
 Renaming, transposing and (for prefixes) permuting columns are exact, so the converted
 adapter gives the same predictions as the original.
