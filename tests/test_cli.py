@@ -253,3 +253,28 @@ def test_eval_adapter_reproduces_the_trained_runs_predictions(tmp_path, toy_spec
     missing = run_cli("run", str(toy_spec), "--out", str(tmp_path / "m"), "--set",
                       f"eval.adapter={tmp_path / 'nowhere'}")
     assert missing.returncode == 2 and "nowhere" in missing.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path, toy_spec):
+    """SIGINT mid-training: the job saves where it stands before the process exits (a Ctrl-C
+    inside Thread.join used to let the main thread exit first, losing the checkpoint)."""
+    out = tmp_path / "run"
+    spec = toy_spec.read_text().replace("max_steps: 24", "max_steps: 400").replace(
+        "checkpoint_every: 4", "checkpoint_every: 1000")
+    toy_spec.write_text(spec)
+    cmd = [sys.executable, "-m", "unified_prompt.cli", "run", str(toy_spec), "--out", str(out),
+           "--set", "backend.options.fake.step_delay=0.05"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "UNIFIED_PROMPT_PROGRESS": "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((out / "events.jsonl").exists() and (
+            out / "events.jsonl").read_text().count('"type": "step"') >= 8):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / "checkpoints" / "latest").exists(), "the checkpoint was saved before exiting"
+    step = json.loads((out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+                       / "trainer.json").read_text())["step"]
+    assert step >= 8
