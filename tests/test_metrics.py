@@ -33,7 +33,8 @@ def test_chinese_is_scored_per_character():
 
 def test_english_numbers_are_the_libraries_defaults():
     scorer = rouge_scorer.RougeScorer(["rougeL", "rouge1", "rouge2"], use_stemmer=True)
-    expected = {k: sum(scorer.score(r, h)[k].fmeasure for r, h in zip(EN_REFS, EN_HYPS)) / 2
+    expected = {k: sum(scorer.score(r, h)[k].fmeasure for r, h in zip(EN_REFS, EN_HYPS, strict=True))
+                   / 2
                 for k in ("rougeL", "rouge1", "rouge2")}
     assert rouge_l(EN_REFS, EN_HYPS) == pytest.approx(expected["rougeL"])
     assert rouge_1(EN_REFS, EN_HYPS) == pytest.approx(expected["rouge1"])
@@ -48,5 +49,5 @@ def test_tokenizer_choice():
     assert resolve_tokenize("auto", ["hello", "你好"]) == "zh"
     assert resolve_tokenize("auto", ["今日はいい天気"]) == "char"
     assert resolve_tokenize("intl", ["你好"]) == "intl"
-    with pytest.raises(ConfigError, match="eval.tokenize"):
+    with pytest.raises(ConfigError, match=r"eval\.tokenize"):
         resolve_tokenize("klingon", ["x"])
