@@ -29,3 +29,18 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def load_npz(path: str | Path) -> dict[str, Any]:
+    """name -> array from an .npz (np.load refuses pickled objects by default); a missing,
+    truncated or corrupt file is a UserInputError naming it."""
+    import numpy as np
+
+    try:
+        with np.load(Path(path)) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: missing") from None
+    except Exception as exc:  # zipfile, numpy's format parser and EOF errors all mean "damaged"
+        raise UserInputError(f"{path}: damaged or not an .npz file ({type(exc).__name__}: "
+                             f"{str(exc)[:120]})") from None
