@@ -36,10 +36,12 @@ def test_validate_loads_no_framework(tmp_path):
     ("finetune:\n  method: lora\n  rnk: 4\n", "finetune.rnk: unknown key"),
     ("eval:\n  limit: lots\n", "eval.limit: Input should be a valid integer"),
     ("seed: [1]\n", "seed: Input should be a valid integer"),
+    ("seed: 6\nseed: 7\n", "bad.yaml:17: duplicate key 'seed' (first given on line 16)"),
 ])
 def test_bad_spec_exits_2_naming_key_and_line(tmp_path, toy_spec, text, needle):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(toy_spec.read_text() + text, encoding="utf-8")
+    base = toy_spec.read_text().replace("seed: 5\n", "")
+    bad.write_text(base[: base.index("finetune:")] + text, encoding="utf-8")
     proc = run_cli("validate", str(bad))
     assert proc.returncode == 2
     assert needle in proc.stderr and f"{bad}:" in proc.stderr
@@ -251,3 +253,28 @@ def test_eval_adapter_reproduces_the_trained_runs_predictions(tmp_path, toy_spec
     missing = run_cli("run", str(toy_spec), "--out", str(tmp_path / "m"), "--set",
                       f"eval.adapter={tmp_path / 'nowhere'}")
     assert missing.returncode == 2 and "nowhere" in missing.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path, toy_spec):
+    """SIGINT mid-training: the job saves where it stands before the process exits (a Ctrl-C
+    inside Thread.join used to let the main thread exit first, losing the checkpoint)."""
+    out = tmp_path / "run"
+    spec = toy_spec.read_text().replace("max_steps: 24", "max_steps: 400").replace(
+        "checkpoint_every: 4", "checkpoint_every: 1000")
+    toy_spec.write_text(spec)
+    cmd = [sys.executable, "-m", "unified_prompt.cli", "run", str(toy_spec), "--out", str(out),
+           "--set", "backend.options.fake.step_delay=0.05"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "UNIFIED_PROMPT_PROGRESS": "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((out / "events.jsonl").exists() and (
+            out / "events.jsonl").read_text().count('"type": "step"') >= 8):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / "checkpoints" / "latest").exists(), "the checkpoint was saved before exiting"
+    step = json.loads((out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+                       / "trainer.json").read_text())["step"]
+    assert step >= 8

@@ -119,3 +119,80 @@ def test_round_trip_through_yaml():
 
     again = ExperimentSpec.model_validate(yaml.safe_load(spec.to_yaml()))
     assert again == spec
+
+
+# -- hostile and careless specs (issue 12) ---------------------------------------------
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+    for i in range(8))
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    """1 KB of YAML that expands to 10**9 nodes: refused while composing, in milliseconds."""
+    import time
+
+    text = BASE + ALIAS_BOMB + "name: *i\n"
+    assert len(text) < 1200
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"spec.yaml:\d+: aliases expand this document past"):
+        load_spec(spec_file(tmp_path, text))
+    assert time.perf_counter() - started < 2
+    shared = BASE + "backend:\n  options: {hf: &o {device: cpu}, paddle: *o}\n"
+    assert load_spec(spec_file(tmp_path, shared)).backend.options["paddle"] == {"device": "cpu"}
+
+
+@pytest.mark.parametrize("text,needle", [
+    (BASE + "task: generation\n", r"spec.yaml:7: duplicate key 'task' \(first given on line 1\)"),
+    (BASE.replace("  dataset: rotten_tomatoes", "  dataset: rotten_tomatoes\n  dataset: x"),
+     r"spec.yaml:4: duplicate key 'dataset'"),
+    (BASE.replace("{positive: good, negative: bad}", "{positive: good, positive: bad}"),
+     r"spec.yaml:6: duplicate key 'positive'"),
+    ("a: " + "[" * 3000 + "]" * 3000 + "\n", r"nested more than 100 levels deep"),
+])
+def test_duplicate_keys_and_deep_nesting_are_errors(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_spec(spec_file(tmp_path, text))
+
+
+def test_merge_keys_still_override_on_purpose(tmp_path):
+    text = BASE + "x_defaults: &d {name: fake, model: m1}\n"
+    text = text.replace("x_defaults", "backend").replace("backend: &d {name: fake, model: m1}",
+                                                         "backend:\n  <<: {name: fake, model: m1}\n"
+                                                         "  model: m2")
+    assert load_spec(spec_file(tmp_path, text)).backend.model == "m2"
+
+
+def test_non_utf8_spec_names_the_line(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(BASE.replace("Review", "R\xe9view").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"spec.yaml:5: not UTF-8 text"):
+        load_spec(path)
+    path.write_bytes(b"\xef\xbb\xbf" + BASE.encode())  # a BOM is fine
+    assert load_spec(path).task == "classification"
+
+
+@pytest.mark.parametrize("override,key", [
+    ("finetune.lr=.inf", "finetune.lr"), ("finetune.lr=.nan", "finetune.lr"),
+    ("finetune.epochs=.inf", "finetune.epochs"),
+    ("data.split={train: .nan, dev: .nan, test: .nan}", "data.split.train"),
+    ("seed=100000000000000000000000000", "seed"), ("seed=-1", "seed"),
+    ("finetune.seed=4294967296", "finetune.seed"), ("finetune.r=100000000000000000000", "finetune.r"),
+    ("eval.max_new_tokens=10000000", "eval.max_new_tokens"), ("eval.tokenize=klingon", "eval.tokenize"),
+])
+def test_non_finite_and_out_of_range_numbers_are_refused(tmp_path, override, key):
+    extra = ["finetune.method=lora"] if override.startswith("finetune") else []
+    with pytest.raises(ConfigError) as info:
+        load_spec(spec_file(tmp_path), overrides=[*extra, override])
+    assert key in {k for k, _ in info.value.problems}, info.value.problems
+
+
+def test_set_values_go_through_the_same_loader(tmp_path):
+    with pytest.raises(ConfigError, match=r"--set prompt.verbalizer: duplicate key 'positive'"):
+        load_spec(spec_file(tmp_path),
+                  overrides=["prompt.verbalizer={positive: good, positive: fine, negative: bad}"])
+    bomb = "[" + ",".join(["&a [x,x,x,x,x,x,x,x,x,x]"] + ["*a"] * 9) + "]"
+    nested = bomb
+    for _ in range(4):
+        nested = "[" + ",".join([f"&n{_} " + nested] + [f"*n{_}"] * 9) + "]"
+    with pytest.raises(ConfigError, match="aliases expand"):
+        load_spec(spec_file(tmp_path), overrides=[f"name={nested}"])

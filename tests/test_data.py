@@ -120,3 +120,92 @@ def test_files_only_train_are_split_and_limits_apply(tmp_path):
 def test_dataset_task_mismatch_is_an_error():
     with pytest.raises(DataError, match="generation dataset"):
         load_splits(DataSpec(dataset="bbc_headlines"), "classification", 0)
+
+
+# -- validate and run make the same data checks (issue 12) -----------------------------
+def _toy_rows():
+    return [{"id": f"r{i}", "text": f"film {i}", "label": "positive" if i % 2 else "negative"}
+            for i in range(8)]
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _mutated(case, data):
+    """Write train/test files with one problem; returns (spec extra, expected message)."""
+    rows = _toy_rows()
+    train = data / "train.jsonl"
+    extra = ""
+    if case == "text-missing":
+        del rows[6]["text"]
+        needle = "train.jsonl:7: example 'r6': no field 'text'"
+    elif case in ("text-null", "text-list", "text-object", "text-bool"):
+        rows[6]["text"] = {"text-null": None, "text-list": ["a"], "text-object": {"a": 1},
+                           "text-bool": True}[case]
+        needle = "train.jsonl:7: example 'r6': field 'text' is "
+    elif case == "label-not-in-verbalizer":
+        rows[3]["label"] = "neutral"
+        needle = "train.jsonl:4: label(s) 'neutral' have no words in prompt.verbalizer"
+    elif case == "verbalizer-label-not-in-data":
+        extra = "    neutral: [meh]\n"
+        needle = "prompt.verbalizer: label(s) 'neutral' occur in no split of the data"
+    elif case == "label-a-list":
+        rows[2]["label"] = ["positive"]
+        needle = "train.jsonl:3: label 'label' must be text or a number, not a list"
+    elif case == "nan-literal":
+        train.write_text("".join(json.dumps(r) + "\n" for r in rows)
+                         + '{"id": "n", "text": NaN, "label": "positive"}\n', encoding="utf-8")
+        return extra, "train.jsonl:9: not valid JSON (NaN is not JSON)"
+    _write_jsonl(train, rows)
+    return extra, needle
+
+
+@pytest.mark.parametrize("case", ["text-missing", "text-null", "text-list", "text-object",
+                                  "text-bool", "label-not-in-verbalizer",
+                                  "verbalizer-label-not-in-data", "label-a-list", "nan-literal"])
+def test_validate_and_run_refuse_the_same_data_naming_file_and_line(tmp_path, case):
+    from unified_prompt.errors import UserInputError
+    from unified_prompt.runner import Experiment
+    from unified_prompt.validation import validate_spec_file
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_jsonl(data / "test.jsonl", _toy_rows())
+    extra, needle = _mutated(case, data)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"""\
+backend: {{name: fake, model: fake-toy}}
+data: {{files: {{train: {data}/train.jsonl, test: {data}/test.jsonl}}}}
+prompt:
+  template: "Review: {{text}} Sentiment: {{mask}}"
+  verbalizer:
+    positive: [good]
+    negative: [bad]
+{extra}""", encoding="utf-8")
+    with pytest.raises(UserInputError) as validated:
+        validate_spec_file(spec)
+    with pytest.raises(UserInputError) as ran:
+        Experiment.from_yaml(spec).run(out=tmp_path / "run", progress=False)
+    assert needle in str(validated.value)
+    assert str(ran.value) == str(validated.value)
+    assert not (tmp_path / "run").exists(), "nothing written before the check"
+
+
+def test_csv_bom_non_utf8_and_missing_mapped_columns(tmp_path):
+    rows = "id,review,label\n" + "".join(f"c{i},nice {i},positive\n" for i in range(4))
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    examples = load_file(path, fields={"text": "review"})
+    assert examples[0].id == "c0" and examples[0].fields["text"] == "nice 0"
+    with pytest.raises(DataError, match=r"a.csv:1: data.fields.text: no column 'body'"):
+        load_file(path, fields={"text": "body"})
+    path.write_bytes(rows.replace("nice 2", "caf\xe9").encode("latin-1"))
+    with pytest.raises(DataError, match=r"a.csv:4: not UTF-8 text"):
+        load_file(path)
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + b'{"id": "x", "text": "t", "label": "l"}\n')
+    assert load_file(jsonl)[0].id == "x"
+    jsonl.write_text('{"id": "x", "label": "l"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"a.jsonl:1: no 'body' \(data.fields.text\)"):
+        load_file(jsonl, fields={"text": "body"})

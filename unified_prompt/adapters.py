@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unified_prompt.artifacts import atomic_write_json, read_json
+from unified_prompt.artifacts import atomic_write_json
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import read_json_object
 
 if TYPE_CHECKING:
     from unified_prompt.config import ExperimentSpec
@@ -33,14 +34,39 @@ def write_manifest(folder: Path, **fields: Any) -> dict[str, Any]:
     return manifest
 
 
+#: Manifest keys that must have these types when present (null is allowed for all but
+#: format, version and method): a shared folder's manifest is checked before it is used.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (str,), "version": (int,), "method": (str,), "method_config": (dict,),
+    "base_model": (dict,), "tokenizer_checksum": (str,), "template": (str,),
+    "verbalizer": (dict,), "trainable_params": (int,), "backend": (str,), "task": (str,)}
+_REQUIRED = ("format", "version", "method")
+
+
+def _check_types(path: Path, manifest: dict[str, Any]) -> None:
+    for key, types in _TYPES.items():
+        value = manifest.get(key)
+        if value is None and key not in _REQUIRED:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise UserInputError(f"{path}: {key} must be {' or '.join(t.__name__ for t in types)}"
+                                 f", not {type(value).__name__}")
+    for key in ("name", "checksum"):
+        value = (manifest.get("base_model") or {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise UserInputError(f"{path}: base_model.{key} must be str, not "
+                                 f"{type(value).__name__}")
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise UserInputError(f"{folder}: not an adapter folder (no {MANIFEST})")
-    manifest = read_json(path)
+    manifest = read_json_object(path)
     if manifest.get("format") != FORMAT:
         raise UserInputError(f"{path}: not a unified-prompt adapter manifest")
-    if manifest.get("version", 0) > VERSION:
+    _check_types(path, manifest)
+    if manifest["version"] > VERSION:
         raise UserInputError(f"{path}: manifest version {manifest['version']} is newer than "
                              f"this unified-prompt understands ({VERSION}); upgrade")
     return manifest
@@ -64,7 +90,11 @@ def spec_for_adapter(spec: ExperimentSpec, path: str | Path | None = None
     if spec.finetune.method == "none":
         data = spec.model_dump(mode="json", exclude_none=True)
         data["finetune"] = manifest.get("method_config") or {"method": method}
-        spec = build_spec(data)
+        try:
+            spec = build_spec(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where / MANIFEST}: method_config is not a valid finetune "
+                              f"section: {exc}") from None
     elif spec.finetune.method != method:
         raise ConfigError(f"eval.adapter: the adapter is {method!r} but finetune.method is "
                           f"{spec.finetune.method!r}; set finetune.method to none or {method}")

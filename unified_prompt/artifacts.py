@@ -9,6 +9,7 @@ is written to a temporary name and renamed, so a killed run leaves whole files o
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -42,25 +43,50 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def finite(data: Any) -> Any:
+    """`data` with NaN and infinities as null: what we write stays strict JSON (a diverged
+    loss would otherwise appear as NaN, which JSON readers other than Python's refuse)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def to_json(data: Any, **kwargs: Any) -> str:
+    return json.dumps(finite(data), ensure_ascii=False, default=str, allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(path, to_json(data, indent=2) + "\n")
 
 
 def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
-                                    for r in rows))
+    atomic_write_text(path, "".join(to_json(r) + "\n" for r in rows))
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     """One flushed line at the end of a log (events.jsonl, search.jsonl): a killed process
     leaves every line before the one it was writing."""
     with Path(path).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        fh.write(to_json(row) + "\n")
         fh.flush()
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's data; a file that is not UTF-8 JSON is a UserInputError naming it."""
+    from unified_prompt.errors import UserInputError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserInputError(f"{path}: JSON nested too deeply") from None
 
 
 class atomic_dir:  # noqa: N801 - used as a context manager like a function
@@ -159,7 +185,7 @@ class RunDir:
             if not resume:
                 what = "a finished run" if self.finished else "an unfinished run (add --resume)"
                 raise RunDirectoryError(f"--out {self.path} already holds {what}")
-            if existing.read_text(encoding="utf-8") != config_yaml:
+            if existing.read_bytes() != config_yaml.encode("utf-8"):
                 raise RunDirectoryError(
                     f"--resume: the spec differs from the one in {existing}; a resumed run must "
                     "use the same spec (compare the files, or start a new --out)")
@@ -195,11 +221,25 @@ class RunDir:
         path = self.file(self.EVENTS)
         if not path.exists():
             return []
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        rows = []
+        for lineno, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(),
+                                      start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except (json.JSONDecodeError, RecursionError):
+                raise RunDirectoryError(f"{path}:{lineno}: not valid JSON") from None
+        return rows
 
     def read_state(self) -> dict[str, Any]:
         path = self.file(self.STATE)
-        return read_json(path) if path.exists() else {}
+        if not path.exists():
+            return {}
+        state = read_json(path)
+        if not isinstance(state, dict):
+            raise RunDirectoryError(f"{path}: expected a JSON object")
+        return state
 
     def write_state(self, **updates: Any) -> None:
         state = self.read_state()

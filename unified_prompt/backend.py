@@ -272,7 +272,7 @@ def validate_options(model: type[_Options], raw: dict[str, Any], *, where: str, 
 class BackendOptions(BaseModel):
     """Base for each backend's options model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _session_owner(session: TrainSession) -> str:

@@ -28,12 +28,15 @@ from unified_prompt.methods import (  # noqa: F401 - re-exported: the spec's pub
     PTuningSpec,
     TrainSpec,
 )
-from unified_prompt.strict import Strict
+from unified_prompt.strict import MAX_DIM, Seed, Strict
+from unified_prompt.yaml_io import YamlRefusedError, compose_yaml, parse_yaml, read_yaml_file
 
 Split = Literal["train", "dev", "test"]
 Task = Literal["classification", "generation"]
 #: How label scores are calibrated (unified_prompt.prompts.calibration).
 CalibrationMethod = Literal["none", "contextual", "batch"]
+#: How generated text is split into tokens for BLEU / ROUGE (unified_prompt.metrics).
+Tokenize = Literal["auto", "13a", "zh", "char", "intl", "none"]
 
 
 # -- backend -------------------------------------------------------------------------
@@ -61,7 +64,7 @@ class SplitSpec(Strict):
     train: float = 0.8
     dev: float = 0.1
     test: float = 0.1
-    seed: int = Field(0, description="Kept apart from the experiment seed so splits stay fixed.")
+    seed: Seed = Field(0, description="Kept apart from the experiment seed so splits stay fixed.")
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitSpec:
@@ -168,7 +171,11 @@ class EvalSpec(Strict):
     metrics: list[str] | None = Field(None, description="Default: by task.")
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(32, ge=1, le=MAX_DIM)
+    tokenize: Tokenize = Field(
+        "auto", description="How BLEU and ROUGE split text into tokens: auto (zh when the "
+        "references or outputs hold Chinese or Japanese characters, else 13a), or one of "
+        "sacrebleu's tokenizers: 13a, zh, char, intl, none.")
     adapter: str | None = Field(
         None, description="Evaluate with this saved adapter folder (from a run's adapter/ or "
         "`unified-prompt convert`) instead of training; finetune.method none adopts the "
@@ -208,7 +215,7 @@ class TrackingSpec(Strict):
 class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
-    seed: int = 13
+    seed: Seed = 13
     backend: BackendSpec = Field(default_factory=BackendSpec)
     data: DataSpec
     prompt: PromptSpec
@@ -259,10 +266,7 @@ class ExperimentSpec(Strict):
 def _line_index(text: str) -> dict[tuple[str, ...], int]:
     """Key path -> 1-based line, from the YAML node tree (for errors that name a line)."""
     index: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return index
+    root = compose_yaml(text)
 
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
@@ -341,9 +345,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"--set {item!r}: empty key", problems=[(item, "empty key")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = parse_yaml(raw) if raw.strip() else ""
+    except YamlRefusedError as exc:
+        raise ConfigError(f"--set {key.strip()}: {exc.problem}",
+                          problems=[(key.strip(), exc.problem)]) from None
+    except ConfigError:
+        value = raw  # not YAML: the text itself
     if isinstance(value, dict) and (not raw.lstrip().startswith("{")
                                     or any(v is None for v in value.values())):
         value = raw  # "Review: {text}" or "{mask}" are text, not YAML mappings
@@ -368,19 +375,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file", source=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})", source=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}", source=str(path)) from None
+    data, text = read_yaml_file(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):

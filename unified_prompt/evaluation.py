@@ -101,7 +101,8 @@ class Evaluator:
         prompts = self.builder.render(examples)
         hyps = [h.strip() for h in self.generate(model, prompts, desc)]
         refs = [ex.target or "" for ex in examples]
-        metrics = generation_metrics(refs, hyps, metric_names or self.spec.metrics)
+        metrics = generation_metrics(refs, hyps, metric_names or self.spec.metrics,
+                                     self.spec.eval.tokenize)
         rows = [{"id": ex.id, "target": r, "prediction": h}
                 for ex, r, h in zip(examples, refs, hyps, strict=False)]
         return metrics, rows

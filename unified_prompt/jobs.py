@@ -130,6 +130,10 @@ class LocalJob(Job):
         self._status = JobStatus.QUEUED
         self._cancelled = threading.Event()
         self._paused = threading.Event()
+        # Set when the work returns. wait() polls this, not Thread.join: on Python 3.11 a
+        # Ctrl-C landing inside join() marks a running thread as stopped, so the caller
+        # would go on (and exit) while the work is still saving its checkpoint.
+        self._done = threading.Event()
         self._result: dict[str, Any] = {}
         self._error: str | None = None
         self._exception: BaseException | None = None
@@ -160,6 +164,8 @@ class LocalJob(Job):
             self._set(JobStatus.FAILED, f"job failed: {self._error}")
         else:
             self._set(JobStatus.SUCCEEDED)
+        finally:
+            self._done.set()
 
     @property
     def status(self) -> JobStatus:
@@ -176,13 +182,13 @@ class LocalJob(Job):
         seen = 0
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._thread.join(0.1)
+            self._done.wait(0.1)
             if on_event is not None:
                 events = self.events()
                 for ev in events[seen:]:
                     on_event(ev)
                 seen = len(events)
-            if not self._thread.is_alive():
+            if self._done.is_set():
                 if on_event is not None:
                     for ev in self.events()[seen:]:
                         on_event(ev)

@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field, model_validator
 
 from unified_prompt.errors import CapabilityError
-from unified_prompt.strict import Strict
+from unified_prompt.strict import MAX_DIM, Seed, Strict
 
 
 # -- the spec classes ------------------------------------------------------------
@@ -39,7 +39,7 @@ class TrainSpec(Strict):
     checkpoint_every: int = Field(50, ge=1)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    seed: int | None = Field(None, description="Defaults to the experiment seed.")
+    seed: Seed | None = Field(None, description="Defaults to the experiment seed.")
     train_limit: int | None = Field(None, ge=1, description="Use only this many training examples.")
 
     default_lr: ClassVar[float] = 1e-4
@@ -55,7 +55,7 @@ class NoFinetune(Strict):
 
 class PromptTuningSpec(TrainSpec):
     method: Literal["prompt_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
+    num_virtual_tokens: int = Field(20, ge=1, le=MAX_DIM)
     init: Literal["text", "vocab", "random"] = "vocab"
     init_text: str | None = None
     default_lr: ClassVar[float] = 3e-2
@@ -69,23 +69,23 @@ class PromptTuningSpec(TrainSpec):
 
 class PTuningSpec(TrainSpec):
     method: Literal["p_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
+    num_virtual_tokens: int = Field(20, ge=1, le=MAX_DIM)
     encoder: Literal["mlp", "lstm"] = "mlp"
-    encoder_hidden: int = Field(128, ge=1)
+    encoder_hidden: int = Field(128, ge=1, le=MAX_DIM)
     default_lr: ClassVar[float] = 1e-2
 
 
 class PrefixTuningSpec(TrainSpec):
     method: Literal["prefix_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
+    num_virtual_tokens: int = Field(20, ge=1, le=MAX_DIM)
     projection: bool = False
-    projection_hidden: int = Field(256, ge=1)
+    projection_hidden: int = Field(256, ge=1, le=MAX_DIM)
     default_lr: ClassVar[float] = 1e-2
 
 
 class LoraSpec(TrainSpec):
     method: Literal["lora"]
-    r: int = Field(8, ge=1)
+    r: int = Field(8, ge=1, le=MAX_DIM)
     alpha: float = Field(16, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | None = Field(None, description="Default: chosen per architecture.")
@@ -110,7 +110,7 @@ class HostedSpec(Strict):
     validation: bool = Field(True, description="Upload the dev split as the validation file.")
     poll_seconds: float = Field(10.0, gt=0)
     train_limit: int | None = Field(None, ge=10)
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 

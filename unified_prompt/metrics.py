@@ -1,16 +1,19 @@
 """Evaluation metrics from the standard libraries: scikit-learn, sacrebleu, rouge-score.
 
-Imported lazily (scikit-learn alone takes seconds to import).
+Imported lazily (scikit-learn alone takes seconds to import). BLEU and ROUGE need words:
+text without spaces (Chinese, Japanese) is split by sacrebleu's `zh` / `char` tokenizers,
+chosen from the text or by `eval.tokenize`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from unified_prompt.errors import ConfigError
 
 CLASSIFICATION = ("accuracy", "macro_f1")
-GENERATION = ("rouge_l", "bleu", "exact_match")
+GENERATION = ("rouge_l", "rouge_1", "rouge_2", "bleu", "exact_match")
 
 
 def accuracy(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
@@ -25,28 +28,82 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) ->
     return float(f1_score(gold, pred, labels=list(labels), average="macro", zero_division=0))
 
 
-def rouge_l(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Mean ROUGE-L F1 (rouge-score, stemmed). Its tokenizer keeps ASCII letters and digits
-    only, so use BLEU for Chinese."""
+#: Hiragana / katakana, and CJK ideographs (unified, extension A, compatibility).
+_KANA = re.compile("[\u3040-\u30ff]")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+TOKENIZERS = ("auto", "13a", "zh", "char", "intl", "none")
+
+
+def resolve_tokenize(tokenize: str, texts: Sequence[str]) -> str:
+    """The sacrebleu tokenizer for `texts`: `auto` picks `char` for Japanese kana, `zh` for
+    Chinese characters (each one a token), else `13a` (sacrebleu's default, for spaced
+    languages); any other name is used as given."""
+    if tokenize != "auto":
+        if tokenize not in TOKENIZERS:
+            raise ConfigError(f"eval.tokenize: {tokenize!r} is not one of {', '.join(TOKENIZERS)}",
+                              problems=[("eval.tokenize", f"unknown tokenizer {tokenize!r}")])
+        return tokenize
+    if any(_KANA.search(t) for t in texts):
+        return "char"
+    if any(_HAN.search(t) for t in texts):
+        return "zh"
+    return "13a"
+
+
+class _SacrebleuTokens:
+    """rouge-score's tokenizer interface over a sacrebleu tokenizer: lowercased tokens that
+    hold a letter, digit or CJK character (punctuation dropped, as rouge-score does)."""
+
+    def __init__(self, name: str) -> None:
+        from sacrebleu.metrics import BLEU
+
+        self._tok = BLEU(tokenize=name).tokenizer
+
+    def tokenize(self, text: str) -> list[str]:
+        return [t for t in self._tok(text.lower()).split() if any(c.isalnum() for c in t)]
+
+
+def _rouge(kind: str, refs: Sequence[str], hyps: Sequence[str], tokenize: str) -> float:
+    """Mean ROUGE F1 (rouge-score). With the 13a choice (English and other spaced text) it
+    is rouge-score's own tokenizer with stemming, as published figures use; otherwise the
+    sacrebleu tokenizer splits the text (each Chinese character a token under zh)."""
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     if not refs:
         return 0.0
-    return float(sum(scorer.score(r, h)["rougeL"].fmeasure for r, h in zip(refs, hyps, strict=False))
+    name = resolve_tokenize(tokenize, [*refs, *hyps])
+    scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True) if name == "13a" else \
+        rouge_scorer.RougeScorer([kind], tokenizer=_SacrebleuTokens(name))
+    return float(sum(scorer.score(r, h)[kind].fmeasure for r, h in zip(refs, hyps, strict=False))
                  / len(refs))
 
 
-def bleu(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus BLEU (sacrebleu, 0-100)."""
+def rouge_l(refs: Sequence[str], hyps: Sequence[str], tokenize: str = "auto") -> float:
+    """Mean ROUGE-L F1 (longest common subsequence)."""
+    return _rouge("rougeL", refs, hyps, tokenize)
+
+
+def rouge_1(refs: Sequence[str], hyps: Sequence[str], tokenize: str = "auto") -> float:
+    """Mean ROUGE-1 F1 (unigram overlap)."""
+    return _rouge("rouge1", refs, hyps, tokenize)
+
+
+def rouge_2(refs: Sequence[str], hyps: Sequence[str], tokenize: str = "auto") -> float:
+    """Mean ROUGE-2 F1 (bigram overlap)."""
+    return _rouge("rouge2", refs, hyps, tokenize)
+
+
+def bleu(refs: Sequence[str], hyps: Sequence[str], tokenize: str = "auto") -> float:
+    """Corpus BLEU (sacrebleu, 0-100) with the tokenizer resolve_tokenize picks."""
     import sacrebleu
 
     if not refs:
         return 0.0
-    return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score)
+    name = resolve_tokenize(tokenize, [*refs, *hyps])
+    return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)], tokenize=name).score)
 
 
-def exact_match(refs: Sequence[str], hyps: Sequence[str]) -> float:
+def exact_match(refs: Sequence[str], hyps: Sequence[str], tokenize: str = "auto") -> float:
     if not refs:
         return 0.0
     return sum(r.strip() == h.strip() for r, h in zip(refs, hyps, strict=False)) / len(refs)
@@ -54,8 +111,9 @@ def exact_match(refs: Sequence[str], hyps: Sequence[str]) -> float:
 
 _CLS: dict[str, Callable[[Sequence[str], Sequence[str], Sequence[str]], float]] = {
     "accuracy": accuracy, "macro_f1": macro_f1}
-_GEN: dict[str, Callable[[Sequence[str], Sequence[str]], float]] = {
-    "rouge_l": rouge_l, "bleu": bleu, "exact_match": exact_match}
+_GEN: dict[str, Callable[[Sequence[str], Sequence[str], str], float]] = {
+    "rouge_l": rouge_l, "rouge_1": rouge_1, "rouge_2": rouge_2, "bleu": bleu,
+    "exact_match": exact_match}
 
 
 def check_metric_names(names: Sequence[str], task: str) -> None:
@@ -74,6 +132,8 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
 
 
 def generation_metrics(refs: Sequence[str], hyps: Sequence[str],
-                       names: Sequence[str] = ("rouge_l", "bleu")) -> dict[str, float]:
+                       names: Sequence[str] = ("rouge_l", "bleu"),
+                       tokenize: str = "auto") -> dict[str, float]:
+    """`tokenize` (eval.tokenize): how BLEU and ROUGE split text; see resolve_tokenize."""
     check_metric_names(names, "generation")
-    return {n: round(_GEN[n](refs, hyps), 6) for n in names}
+    return {n: round(_GEN[n](refs, hyps, tokenize), 6) for n in names}

@@ -57,10 +57,10 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> Predictor:
-        import yaml
+        from unified_prompt.yaml_io import read_yaml_file
 
         run = RunDir(run_dir)
-        data = yaml.safe_load(run.file(RunDir.CONFIG).read_text(encoding="utf-8"))
+        data, _ = read_yaml_file(run.file(RunDir.CONFIG))
         spec = build_spec(drop_redacted(data))
         adapter = run.file(RunDir.ADAPTER)
         state = run.read_state()

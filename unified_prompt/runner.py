@@ -28,6 +28,7 @@ from unified_prompt.artifacts import (
 )
 from unified_prompt.backend import Backend, TrainSetup, WorkPlan
 from unified_prompt.config import ExperimentSpec, build_spec, load_spec
+from unified_prompt.data.checks import check_data
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import CapabilityError, JobFailedError
@@ -128,7 +129,7 @@ class _Run:
         spec = self.spec
         splits = load_splits(spec.data, spec.task, spec.seed)
         builder = PromptBuilder(spec, splits.train)
-        builder.check_fields(splits.get(spec.eval.split))
+        check_data(spec, splits)  # what `validate` checks, before a model loads
         backend = create_backend(spec.backend.name, spec.backend.options_for())
         self.backend = backend
         caps = backend.capabilities

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unified_prompt.artifacts import atomic_dir, atomic_write_json, atomic_write_text, read_json
+from unified_prompt.artifacts import atomic_dir, atomic_write_json, atomic_write_text
 from unified_prompt.backend import TrainItem, TrainSession
 from unified_prompt.config import TrainSpec
 from unified_prompt.jobs import JobContext
 from unified_prompt.progress import bar
+from unified_prompt.untrusted import load_npz, read_json_object
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,17 @@ class TrainState:
     stopped_early: bool = False
 
 
+def read_train_state(path: Path) -> TrainState:
+    """trainer.json of a checkpoint; a damaged one is a UserInputError naming it."""
+    from unified_prompt.errors import UserInputError
+
+    data = read_json_object(path)
+    try:
+        return TrainState(**data)
+    except TypeError:
+        raise UserInputError(f"{path}: not a trainer state (keys: {sorted(data)[:6]})") from None
+
+
 @dataclass(frozen=True)
 class TrainOutcome:
     steps: int
@@ -134,7 +147,12 @@ class Trainer:
         pointer = self.checkpoint_dir / "latest"
         if not pointer.exists():
             return None
-        path = self.checkpoint_dir / pointer.read_text(encoding="utf-8").strip()
+        name = pointer.read_bytes().decode("utf-8", "replace").strip()
+        if not re.fullmatch(r"step-\d+", name):
+            from unified_prompt.errors import RunDirectoryError
+
+            raise RunDirectoryError(f"{pointer}: names {name[:40]!r}, not a step-N checkpoint")
+        path = self.checkpoint_dir / name
         return path if path.is_dir() else None
 
     def _save(self, state: TrainState) -> None:
@@ -159,13 +177,10 @@ class Trainer:
         if latest is None:
             return TrainState()
         self.session.load_checkpoint(latest / "session")
-        state = TrainState(**read_json(latest / "trainer.json"))
+        state = read_train_state(latest / "trainer.json")
         best = latest / "best.npz"
         if best.exists():
-            import numpy as np
-
-            with np.load(best) as data:
-                self._best_state = {k: data[k] for k in data.files}
+            self._best_state = load_npz(best)
         self.log("resume", step=state.step)
         return state
 

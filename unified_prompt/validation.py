@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from unified_prompt.config import ExperimentSpec, load_spec
-from unified_prompt.errors import BackendNotInstalledError, ConfigError, DataError
+from unified_prompt.errors import BackendNotInstalledError
 from unified_prompt.metrics import check_metric_names
 
 
@@ -31,35 +31,12 @@ def _check_backend_options(spec: ExperimentSpec) -> None:
 
 
 def _check_data(spec: ExperimentSpec) -> str:
+    from unified_prompt.data.checks import check_data
     from unified_prompt.data.resolve import load_splits
-    from unified_prompt.prompts.builder import PromptBuilder
 
     splits = load_splits(spec.data, spec.task, spec.seed)
-    builder = PromptBuilder(spec)
-    labels: set[str] = set()
-    for name in ("train", "dev", "test"):
-        examples = splits.get(name)
-        builder.check_fields(examples)
-        labels |= {ex.label for ex in examples if ex.label is not None}
-    if spec.task == "classification" and builder.verbalizer is not None:
-        missing = sorted(labels - set(builder.verbalizer.labels))
-        if missing:
-            raise ConfigError(
-                f"prompt.verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
-                "found in the data (map raw labels with data.label_map)",
-                problems=[("prompt.verbalizer", f"missing {missing}")])
-    demos = spec.prompt.demonstrations
-    if demos.selection == "fixed" and demos.ids:
-        known = {ex.id for ex in splits.train}
-        missing = [i for i in demos.ids if i not in known]
-        if missing:
-            raise ConfigError(
-                f"prompt.demonstrations.ids: {', '.join(map(repr, missing[:5]))} not in the "
-                "training split", problems=[("prompt.demonstrations.ids", "unknown ids")])
-    sizes = splits.sizes()
-    if not sizes[spec.eval.split]:
-        raise DataError(f"eval.split {spec.eval.split!r} has no examples")
-    return ", ".join(f"{k} {v}" for k, v in sizes.items())
+    check_data(spec, splits)  # the same checks `run` makes before it loads a model
+    return ", ".join(f"{k} {v}" for k, v in splits.sizes().items())
 
 
 def validate_spec_file(path: str | Path, *, overrides: list[str] | None = None,

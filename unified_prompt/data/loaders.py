@@ -26,51 +26,74 @@ def detect_format(path: Path, declared: str = "auto") -> str:
                     "(jsonl, csv or tsv)", path=str(path))
 
 
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs; raises DataError on the first unreadable line."""
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) with line endings kept (csv needs them); a leading UTF-8 BOM is
+    dropped, and a byte that is not UTF-8 is a DataError naming its line."""
     try:
-        handle = path.open(encoding="utf-8", newline="")
+        handle = path.open("rb")
     except FileNotFoundError:
         raise DataError("no such file", path=str(path)) from None
+    except IsADirectoryError:
+        raise DataError("is a directory, not a data file", path=str(path)) from None
     except OSError as exc:
         raise DataError(f"cannot read ({exc.strerror})", path=str(path)) from None
     with handle:
-        if fmt == "jsonl":
-            for lineno, line in enumerate(_lines(handle, path), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})",
-                                    path=str(path), line=lineno) from None
-                if not isinstance(row, dict):
-                    raise DataError(f"expected a JSON object, got {type(row).__name__}",
-                                    path=str(path), line=lineno)
-                yield lineno, row
-            return
-        reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
-        try:
-            if not reader.fieldnames:
-                raise DataError("empty file: no header row", path=str(path), line=1)
-            for row in reader:
-                if None in row:
-                    raise DataError(f"{len(reader.fieldnames) + len(row[None])} columns, the "
-                                    f"header has {len(reader.fieldnames)}",
-                                    path=str(path), line=reader.line_num)
-                yield reader.line_num, row
-        except csv.Error as exc:
-            raise DataError(f"malformed {fmt.upper()}: {exc}", path=str(path),
-                            line=reader.line_num) from None
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise DataError("not UTF-8 text (save the file as UTF-8)", path=str(path),
+                                line=lineno) from None
+            yield lineno, text
 
 
-def _lines(handle: Any, path: Path) -> Iterator[str]:
-    lineno = 0
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _rows(path: Path, fmt: str, columns: Mapping[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs; raises DataError on the first unreadable line."""
+    if fmt == "jsonl":
+        for lineno, line in _decoded_lines(path):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line, parse_constant=_no_constants)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"not valid JSON ({exc.msg} at column {exc.colno})",
+                                path=str(path), line=lineno) from None
+            except (ValueError, RecursionError) as exc:
+                raise DataError(f"not valid JSON ({exc})", path=str(path), line=lineno) from None
+            if not isinstance(row, dict):
+                raise DataError(f"expected a JSON object, got {type(row).__name__}",
+                                path=str(path), line=lineno)
+            yield lineno, row
+        return
+    numbered = _decoded_lines(path)
+    current = {"line": 1}
+
+    def lines() -> Iterator[str]:
+        for lineno, text in numbered:
+            current["line"] = lineno
+            yield text
+
+    reader = csv.DictReader(lines(), delimiter="\t" if fmt == "tsv" else ",")
     try:
-        for lineno, line in enumerate(handle, start=1):  # noqa: B007 - used in the except
-            yield line
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", path=str(path), line=lineno + 1) from None
+        if not reader.fieldnames:
+            raise DataError("empty file: no header row", path=str(path), line=1)
+        for name, col in columns.items():
+            if col not in reader.fieldnames:
+                raise DataError(f"data.fields.{name}: no column {col!r} (the header has "
+                                f"{', '.join(reader.fieldnames)})", path=str(path), line=1)
+        for row in reader:
+            if None in row:
+                raise DataError(f"{len(reader.fieldnames) + len(row[None])} columns, the "
+                                f"header has {len(reader.fieldnames)}",
+                                path=str(path), line=reader.line_num)
+            yield current["line"], row
+    except csv.Error as exc:
+        raise DataError(f"malformed {fmt.upper()}: {exc}", path=str(path),
+                        line=current["line"]) from None
 
 
 def _text(value: Any) -> str:
@@ -79,6 +102,16 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _is_text(value: Any) -> bool:
+    """Strings and numbers are text; null, booleans, lists and objects are not."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    return {type(None): "null", bool: "a boolean", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
 
 
 def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] | None = None,
@@ -95,20 +128,29 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
     label_map = {str(k): str(v) for k, v in (label_map or {}).items()}
     prefix = id_prefix if id_prefix is not None else path.stem
     examples: list[Example] = []
-    for lineno, row in _rows(path, fmt):
+    for lineno, row in _rows(path, fmt, fields):
         for need in require:
             col = columns.get(need, need)
             if row.get(col) in (None, ""):
                 raise DataError(f"missing {need!r} (column {col!r})", path=str(path), line=lineno)
+        for name, col in fields.items():
+            if col not in row:
+                raise DataError(f"no {col!r} (data.fields.{name})", path=str(path), line=lineno)
+        for name in ("label", "target", "id"):
+            value = row.get(columns[name])
+            if value is not None and not _is_text(value):
+                raise DataError(f"{name} {columns[name]!r} must be text or a number, not "
+                                f"{_kind(value)}", path=str(path), line=lineno)
         texts: dict[str, str] = {}
+        not_text: dict[str, str] = {}
         mapped = {columns[name] for name in columns}
-        for key, value in row.items():
-            if key not in mapped and not isinstance(value, (dict, list)):
-                texts[key] = _text(value)
-        for name, col in columns.items():
-            if name in _SPECIAL or col not in row:
-                continue
-            texts[name] = _text(row[col])
+        named = [(key, key) for key in row if key not in mapped] + \
+            [(name, col) for name, col in columns.items() if name not in _SPECIAL and col in row]
+        for name, col in named:
+            if _is_text(row[col]):
+                texts[name] = _text(row[col])
+            else:
+                not_text[name] = _kind(row[col])
         label = row.get(columns["label"])
         label = None if label in (None, "") else _text(label)
         if label is not None and label_map:
@@ -122,7 +164,7 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
             id=_text(ex_id) if ex_id not in (None, "") else f"{prefix}-{lineno}",
             fields=texts, label=label if task == "classification" else None,
             target=_text(target) if target not in (None, "") else None,
-            meta={"source": str(path), "line": lineno}))
+            meta={"source": str(path), "line": lineno, "not_text": not_text}))
     if not examples:
         raise DataError("no examples in file", path=str(path))
     seen: dict[str, int] = {}

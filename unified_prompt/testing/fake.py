@@ -510,13 +510,18 @@ class FakeSession(TrainSession):
         (path / "session.json").write_text(json.dumps({"t": self.t}), encoding="utf-8")
 
     def load_checkpoint(self, path: Path) -> None:
+        from unified_prompt.untrusted import load_npz, read_json_object
+
         path = Path(path)
-        with np.load(path / "session.npz") as data:
+        data = load_npz(path / "session.npz")
+        try:
             for k in self.params:
                 self.params[k][...] = data[f"p:{k}"]
                 self.adam[k][0][...] = data[f"m1:{k}"]
                 self.adam[k][1][...] = data[f"m2:{k}"]
-        self.t = json.loads((path / "session.json").read_text(encoding="utf-8"))["t"]
+            self.t = int(read_json_object(path / "session.json")["t"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise UserInputError(f"{path}: not this session's checkpoint ({exc})") from None
 
     def save_adapter(self, path: Path) -> None:
         path = Path(path)

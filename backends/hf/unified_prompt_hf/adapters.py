@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import check_links_inside
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.methods import MODULES, method_module
 from unified_prompt_hf.methods.files import META_FILE, PEFT_CONFIG, SOFT_FILE
@@ -42,6 +43,7 @@ def load_adapter(base: HFModel, path: Path) -> HFModel:
     """A new handle: `base` with the adapter at `path` applied (base itself unchanged)."""
     if not path.is_dir():
         raise UserInputError(f"{path}: no such adapter folder")
+    check_links_inside(path)
     method = adapter_method(path)
     if method not in MODULES:
         raise UserInputError(f"{path}: {META_FILE} names method {method!r}, which this backend "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,15 @@ import torch
 
 from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import read_json_object
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.losses import batch_loss
 from unified_prompt_hf.methods import build_method
 
 STATE_FILE = "trainable.safetensors"
-OPTIMIZER_FILE = "optimizer.pt"
-RNG_FILE = "rng.pt"
+OPTIMIZER_FILE = "optimizer.pt"  # tensors and numbers only: loaded with weights_only=True
+RNG_FILE = "rng.safetensors"  # generator states as tensors; Python's in the metadata
+OLD_RNG_FILE = "rng.pt"  # written before RNG_FILE; read with weights_only=True
 META_FILE = "session.json"
 
 
@@ -135,33 +138,30 @@ class HFTrainSession(TrainSession):
         save_file({k: p.detach().cpu().contiguous() for k, p in self.params.items()},
                   str(path / STATE_FILE))
         torch.save(self.optimizer.state_dict(), path / OPTIMIZER_FILE)
-        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save(rng, path / RNG_FILE)
+        save_rng_state(path / RNG_FILE)
         (path / META_FILE).write_text(json.dumps({"method": self.spec.method,
                                                   "names": list(self.params)}),
                                       encoding="utf-8")
 
     def load_checkpoint(self, path: Path) -> None:
+        """Every file is read as data only (safetensors, JSON, torch.load weights_only), and
+        a damaged one is a UserInputError naming it: run directories may come from others."""
         from safetensors.torch import load_file
 
         path = Path(path)
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta = read_json_object(path / META_FILE)
         if meta.get("method") != self.spec.method:
             raise UserInputError(f"{path}: checkpoint of method {meta.get('method')!r}, "
                                  f"this session trains {self.spec.method!r}")
-        weights = load_file(str(path / STATE_FILE))
+        with damaged_file(path / STATE_FILE):
+            weights = load_file(str(path / STATE_FILE))
         self.load_trainable_state({k: v.float().numpy() for k, v in weights.items()})
         with torch.no_grad():  # exact dtype round trip (bf16 params, say)
             for k, p in self.params.items():
                 p.copy_(weights[k].to(device=p.device, dtype=p.dtype))
-        self.optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, weights_only=True))
-        rng = torch.load(path / RNG_FILE, weights_only=False)
-        torch.set_rng_state(rng["torch"])
-        random.setstate(rng["python"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        with damaged_file(path / OPTIMIZER_FILE):
+            self.optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, weights_only=True))
+        load_rng_state(path)
 
     def save_adapter(self, path: Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -176,3 +176,56 @@ class HFTrainSession(TrainSession):
             self._checkpointing = False
         self.state.close()
         self.optimizer.state.clear()
+
+
+# -- checkpoint files read as data ---------------------------------------------------------
+@contextmanager
+def damaged_file(path: Path) -> Iterator[None]:
+    """A file that fails to load is a UserInputError naming it (exit 2), not a traceback."""
+    try:
+        yield
+    except UserInputError:
+        raise
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: missing from the checkpoint") from None
+    except Exception as exc:  # safetensors, torch's unpickler and the optimizer raise many kinds
+        raise UserInputError(f"{path}: damaged or not a checkpoint file ({type(exc).__name__}: "
+                             f"{str(exc)[:200]})") from None
+
+
+def save_rng_state(path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"cuda.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())}
+    version, state, gauss = random.getstate()
+    save_file(tensors, str(path),
+              metadata={"python": json.dumps({"version": version, "state": list(state),
+                                              "gauss": gauss})})
+
+
+def load_rng_state(folder: Path) -> None:
+    """Restore torch's, CUDA's and Python's generators from RNG_FILE (or an older OLD_RNG_FILE,
+    unpickled with weights_only=True, which builds tensors and plain data only)."""
+    from safetensors import safe_open
+
+    path = folder / RNG_FILE
+    if not path.exists() and (folder / OLD_RNG_FILE).exists():
+        path = folder / OLD_RNG_FILE
+        with damaged_file(path):
+            rng = torch.load(path, weights_only=True)
+            torch.set_rng_state(rng["torch"])
+            random.setstate(rng["python"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        return
+    with damaged_file(path), safe_open(str(path), framework="pt") as fh:
+        python = json.loads((fh.metadata() or {})["python"])
+        cuda = sorted((k for k in fh.keys() if k.startswith("cuda.")),  # noqa: SIM118
+                      key=lambda k: int(k.split(".")[1]))
+        torch.set_rng_state(fh.get_tensor("torch"))
+        random.setstate((int(python["version"]), tuple(int(x) for x in python["state"]),
+                         python["gauss"]))
+        if cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([fh.get_tensor(k) for k in cuda])

@@ -23,7 +23,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 class Price(BaseModel):
     """US dollars per million tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
@@ -31,7 +31,7 @@ class Price(BaseModel):
 
 
 class RetryOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_retries: int = Field(6, ge=0, description="Retries after the first attempt.")
     initial_backoff: float = Field(0.5, ge=0, description="Seconds; doubles per retry.")

@@ -3,8 +3,8 @@
     convert_adapter("runs/hf/adapter", "runs/hf/adapter-paddle", to="paddle")
     convert_adapter("runs/pd/adapter", "runs/pd/adapter-hf", to="hf")
 
-Pure numpy (safetensors.numpy and pickle): neither torch nor paddle is imported. The base
-model's config.json (found through manifest.json, or `model=`) supplies the shapes and
+Pure numpy (safetensors.numpy; pickle only to write .pdparams): neither torch nor paddle
+is imported. The base model's config.json (found through manifest.json, or `model=`) supplies the shapes and
 names; manifest.json is carried over with its `backend` switched and the source recorded.
 Renaming, transposing and (for prefixes) permuting columns are exact, so the converted
 adapter gives the same predictions as the original.
@@ -19,6 +19,7 @@ from typing import Any, Literal
 from unified_prompt.adapters import MANIFEST, AdapterConverter, read_manifest
 from unified_prompt.artifacts import atomic_dir, atomic_write_json, read_json
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import check_links_inside
 from unified_prompt_paddle import hf_format, paddle_format
 from unified_prompt_paddle.adapter_data import AdapterData
 from unified_prompt_paddle.architectures import architecture_for, read_config
@@ -55,6 +56,7 @@ def base_folder(src: Path, model: str | Path | None, manifest: dict[str, Any] | 
 
 def read_adapter(src: Path, hf: dict[str, Any]) -> AdapterData:
     """Either format, as format-free AdapterData."""
+    check_links_inside(src)
     arch = architecture_for(hf, str(src))
     fmt = detect_format(src)
     return paddle_format.read(src, hf, arch) if fmt == "paddle" else hf_format.read(src, hf, arch)

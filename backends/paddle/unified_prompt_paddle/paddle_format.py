@@ -1,4 +1,4 @@
-"""This backend's adapter folders, read and written with numpy and pickle only.
+"""This backend's adapter folders, read and written with numpy (and pickle, for writing).
 
   lora           lora_config.json + lora_model_state.pdparams  (paddlenlp LoRAModel's files:
                  `LoRAModel.from_pretrained(model, folder)` loads them as they are)
@@ -7,24 +7,25 @@
   prompt/p-tun.  soft_prompt_state.pdparams (our SoftPrompts layer's state)
   full           model_state.pdparams (the network's paddle names and layout)
 plus unified_prompt_paddle.json (method and settings). A .pdparams file is a pickled dict
-of numpy arrays, which `paddle.load` reads.
+of numpy arrays, which `paddle.load` reads; we read it back with an unpickler that builds
+numpy arrays and nothing else (pdparams.py), since adapter folders come from anyone.
 """
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unified_prompt.artifacts import read_json
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import check_links_inside, read_json_object
 from unified_prompt_paddle.adapter_data import AdapterData, write_json
 from unified_prompt_paddle.architectures import Architecture, module_map
 from unified_prompt_paddle.layouts import entries, prefix_shape
 from unified_prompt_paddle.numpy_encoders import prefix_flat
+from unified_prompt_paddle.pdparams import load_arrays, save_arrays
 
 META = "unified_prompt_paddle.json"
 FORMAT = "unified-prompt-paddle-adapter"
@@ -41,20 +42,6 @@ WEIGHTS = {"lora": LORA_WEIGHTS, "prefix_tuning": PREFIX_WEIGHTS, "prompt_tuning
 def is_paddle_folder(path: Path) -> bool:
     return (path / META).exists() or (path / LORA_CONFIG).exists() or \
         (path / PREFIX_CONFIG).exists()
-
-
-def _save_pdparams(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as fh:
-        pickle.dump({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
-                    fh, protocol=4)
-
-
-def _load_pdparams(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise UserInputError(f"{path}: missing adapter weights")
-    with open(path, "rb") as fh:
-        data = pickle.load(fh)
-    return {k: np.asarray(v) for k, v in data.items() if isinstance(v, np.ndarray)}
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -103,7 +90,7 @@ def write(path: Path, data: AdapterData, hf: dict[str, Any], arch: Architecture,
     if missing:
         raise UserInputError(f"adapter state lacks {missing[:3]}")
     native = {e.native: e.to_native(data.state[e.canonical]) for e in table}
-    _save_pdparams(path / WEIGHTS[data.method], native)
+    save_arrays(path / WEIGHTS[data.method], native)
     if data.method == "lora":
         write_json(path / LORA_CONFIG, lora_config_json(data, hf, arch, base_name))
     elif data.method == "prefix_tuning":
@@ -116,34 +103,84 @@ def write(path: Path, data: AdapterData, hf: dict[str, Any], arch: Architecture,
 # -- reading ---------------------------------------------------------------------------
 def _bare_config(path: Path, hf: dict[str, Any], arch: Architecture) -> tuple[str, dict]:
     """Method and settings of a folder paddlenlp wrote (no unified_prompt_paddle.json)."""
-    if (path / LORA_CONFIG).exists():
-        cfg = read_json(path / LORA_CONFIG)
-        patterns = cfg["target_modules"]
-        patterns = [patterns] if isinstance(patterns, str) else patterns
-        chosen = [h for h, p in module_map(arch.rules(hf)).items()
-                  if any(re.fullmatch(pat, p) for pat in patterns)]
-        return "lora", {"r": int(cfg["r"]), "alpha": float(cfg["lora_alpha"]),
-                        "dropout": float(cfg.get("lora_dropout", 0.0)),
-                        "target_modules": sorted(chosen)}
-    cfg = read_json(path / PREFIX_CONFIG)
-    return "prefix_tuning", {"num_virtual_tokens": int(cfg["num_prefix_tokens"]),
-                             "projection": bool(cfg.get("prefix_projection")),
-                             "projection_hidden": int(cfg.get("prefix_projection_hidden_size")
-                                                      or 0)}
+    name = LORA_CONFIG if (path / LORA_CONFIG).exists() else PREFIX_CONFIG
+    cfg = read_json_object(path / name)
+    try:
+        if name == LORA_CONFIG:
+            patterns = cfg["target_modules"]
+            patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+            chosen = [h for h, p in module_map(arch.rules(hf)).items()
+                      if any(re.fullmatch(str(pat), p) for pat in patterns)]
+            if not chosen:
+                raise UserInputError(f"{path / name}: target_modules {patterns} match no "
+                                     f"module of this {arch.model_type} model")
+            return "lora", {"r": int(cfg["r"]), "alpha": float(cfg["lora_alpha"]),
+                            "dropout": float(cfg.get("lora_dropout", 0.0)),
+                            "target_modules": sorted(chosen)}
+        return "prefix_tuning", {"num_virtual_tokens": int(cfg["num_prefix_tokens"]),
+                                 "projection": bool(cfg.get("prefix_projection")),
+                                 "projection_hidden": int(cfg.get("prefix_projection_hidden_size")
+                                                          or 0)}
+    except KeyError as exc:
+        raise UserInputError(f"{path / name}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError, re.error) as exc:
+        raise UserInputError(f"{path / name}: a value has the wrong type ({exc})") from None
+
+
+def _check_config(path: Path, method: str, config: Any, hf: dict[str, Any],
+                  arch: Architecture) -> None:
+    if method not in WEIGHTS:
+        raise UserInputError(f"{path}: unknown adapter method {method!r}")
+    if not isinstance(config, dict):
+        raise UserInputError(f"{path / META}: config must be an object")
+    if method == "lora":
+        known = module_map(arch.rules(hf))
+        targets = config.get("target_modules")
+        if not isinstance(targets, list) or not targets:
+            raise UserInputError(f"{path}: lora target_modules must be a non-empty list")
+        unknown = [t for t in targets if t not in known]
+        if unknown:
+            raise UserInputError(f"{path}: target_modules {unknown[:3]} are not modules of this "
+                                 f"{arch.model_type} model (known: {', '.join(sorted(known)[:4])}"
+                                 ", ...)")
+
+
+def _check_lora_rank(path: Path, config: dict[str, Any], native: dict[str, np.ndarray],
+                     table: list[Any]) -> None:
+    """A and B must share the configured rank (paddle's layout: A (in, r), B (r, out))."""
+    r = int(config.get("r", 0))
+    for e in table:
+        value = native[e.native]
+        rank = value.shape[1] if e.native.endswith("lora_A") and value.ndim == 2 else \
+            value.shape[0] if value.ndim == 2 else None
+        if rank != r:
+            raise UserInputError(f"{path}: {e.native} has shape {list(value.shape)}, which does "
+                                 f"not fit rank r={r}")
 
 
 def read(path: Path, hf: dict[str, Any], arch: Architecture) -> AdapterData:
+    check_links_inside(path)
     if (path / META).exists():
-        meta = read_json(path / META)
+        meta = read_json_object(path / META)
         if meta.get("format") != FORMAT:
             raise UserInputError(f"{path / META}: not a paddle adapter description")
-        method, config = meta["method"], meta["config"]
+        method, config = meta.get("method"), meta.get("config")
     else:
         method, config = _bare_config(path, hf, arch)
-    native = _load_pdparams(path / WEIGHTS[method])
-    table = entries(method, config, hf, arch)
+    _check_config(path, method, config, hf, arch)
+    native = load_arrays(path / WEIGHTS[method])
+    try:
+        table = entries(method, config, hf, arch)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserInputError(f"{path}: the adapter settings do not fit this model ({exc})") \
+            from None
     missing = [e.native for e in table if e.native not in native]
     if missing:
         raise UserInputError(f"{path}: adapter weights lack {missing[:3]}")
-    state = {e.canonical: e.to_canonical(native[e.native]) for e in table}
+    if method == "lora":
+        _check_lora_rank(path, config, native, table)
+    try:
+        state = {e.canonical: e.to_canonical(native[e.native]) for e in table}
+    except (ValueError, IndexError) as exc:
+        raise UserInputError(f"{path}: adapter weights have the wrong shape ({exc})") from None
     return AdapterData(method, config, state)

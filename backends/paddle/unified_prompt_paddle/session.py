@@ -16,6 +16,7 @@ import numpy as np
 
 from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
 from unified_prompt.errors import UserInputError
+from unified_prompt.untrusted import load_npz
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.losses import batch_loss
 from unified_prompt_paddle.methods import module_for
@@ -113,8 +114,7 @@ class PaddleTrainSession(TrainSession):
 
     def load_checkpoint(self, path: Path) -> None:
         path = Path(path)
-        with np.load(path / "session.npz") as data:
-            arrays = {k: data[k] for k in data.files}
+        arrays = load_npz(path / "session.npz")
         self.load_trainable_state({k.split(":", 1)[1]: v for k, v in arrays.items()
                                    if k.startswith("param:")})
         state: dict[str, Any] = {}

@@ -28,7 +28,7 @@ PRIMITIVES: dict[str, str] = {
 class StrategyOptions(BaseModel):
     """Options every strategy shares; each strategy adds its own. Unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dev_limit: int = Field(200, ge=1, description="Dev examples in the objective (the first N "
                                                   "of the fixed dev split).")

@@ -42,7 +42,7 @@ _PREFIX = re.compile(r"^\s*(new\s+)?(instruction|prompt)\s*\d*\s*[:.-]\s*", re.I
 class ProposerSpec(BaseModel):
     """Who writes the candidates. Left out: the target backend and model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: str | None = None
     model: str | None = None
