@@ -32,6 +32,13 @@ from unified_prompt.backend import Backend, GenerationParams, TrainSetup, WorkPl
 from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, load_spec
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
+from unified_prompt.distributed import (
+    ShardedInference,
+    World,
+    check_parallel,
+    decide_on_main,
+    open_world,
+)
 from unified_prompt.errors import CapabilityError, JobFailedError, UnifiedPromptError
 from unified_prompt.jobs import JobCancelledError, JobEvent, LocalJob
 from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
@@ -211,16 +218,19 @@ class Experiment:
     # -- the run ---------------------------------------------------------------------
     def run(self, *, backend: str | None = None, out: str | Path | None = None,
             resume: bool = False, progress: bool | None = None,
-            dry_run: bool = False) -> RunResult:
+            dry_run: bool = False, world: World | None = None) -> RunResult:
+        """`world`: the processes this run is one of (default: the launcher's, read from
+        the environment; this process alone when none started it)."""
         exp = self.with_backend(backend)
-        return _Run(exp.spec, Path(out) if out else None, resume, progress).execute(dry_run)
+        return _Run(exp.spec, Path(out) if out else None, resume, progress,
+                    world).execute(dry_run)
 
 
 class _Run:
     """State of one execution of an experiment (kept off Experiment so it is reusable)."""
 
     def __init__(self, spec: ExperimentSpec, out: Path | None, resume: bool,
-                 progress: bool | None) -> None:
+                 progress: bool | None, world: World | None = None) -> None:
         self.adapter_manifest: dict[str, Any] | None = None
         if spec.eval.adapter:
             spec, self.adapter_manifest = spec_for_adapter(spec)
@@ -229,9 +239,16 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
+        self.world = world
+        self._own_world = world is None
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run directory (rank 0, or the only one)."""
+        return self.world is None or self.world.is_main
 
     def log(self, kind: str, **data: Any) -> None:
-        if self.run is not None:
+        if self.run is not None and self.main:
             self.run.log_event(kind, **data)
 
     def config_yaml(self) -> str:
@@ -247,18 +264,34 @@ class _Run:
             resuming = False
             if self.run is not None:
                 created = not self.run.path.exists()
-                resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
-                if resuming and self.run.finished:
-                    return load_result(self.run.path)
+                resuming, finished = decide_on_main(self.world, self._open_run_dir)
+                if finished:
+                    return self._finished_result()
             try:
                 return self._execute(resuming, *prepared)
             except BaseException:
-                if self.run is not None and created and not resuming:
+                if self.run is not None and created and not resuming and self.main:
                     self.run.discard_if_empty()
                 raise
         finally:
             if self.backend is not None:
                 self.backend.close()
+            if self.world is not None and self._own_world:
+                self.world.close()
+
+    def _open_run_dir(self) -> tuple[bool, bool]:
+        """(resuming, finished earlier): rank 0 creates or reopens the run directory."""
+        assert self.run is not None
+        resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
+        return resuming, resuming and self.run.finished
+
+    def _finished_result(self) -> RunResult:
+        assert self.run is not None and self.world is not None
+        if self.world.size == 1:
+            return load_result(self.run.path)
+        result = load_result(self.run.path) if self.main else None
+        metrics = self.world.broadcast_json(result.metrics if result else None)
+        return result or RunResult(metrics)
 
     def _prepare(self) -> tuple[Splits, PromptBuilder, Backend]:
         spec = self.spec
@@ -273,6 +306,14 @@ class _Run:
             have = ", ".join(sorted(caps.methods | ({"hosted"} if caps.hosted_finetune else set())))
             raise CapabilityError(f"backend {backend.name!r} cannot train finetune.method "
                                   f"{method!r} (it can: {have or 'nothing'})")
+        parallel = getattr(spec.finetune, "parallel", "ddp")
+        if self.world is None:
+            self.world = open_world(backend, parallel)
+        if method in LOCAL_METHODS:
+            check_parallel(backend, parallel, self.world)
+        if not self.world.is_main:
+            self.progress = False
+        self.inference: Any = ShardedInference(backend, self.world)
         if spec.task == "generation" and not caps.generate:
             raise CapabilityError(f"backend {backend.name!r} cannot generate text")
         backend.set_budget(spec.budget)
@@ -338,7 +379,7 @@ class _Run:
                 backend, model, builder, splits, resuming)
         elif method == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
-        evaluator = Evaluator(backend, builder, spec, self.progress)
+        evaluator = Evaluator(self.inference, builder, spec, self.progress)
         started = time.perf_counter()
         scores, rows = evaluator.evaluate(model, examples)
         eval_seconds = time.perf_counter() - started
@@ -355,7 +396,7 @@ class _Run:
             metrics["usage"] = usage
         self.log("eval", split=spec.eval.split, metrics=scores, seconds=round(eval_seconds, 3))
         result = RunResult(metrics, rows, self.run.path if self.run else None)
-        if self.run is not None:
+        if self.run is not None and self.main:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
             atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec))
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
@@ -387,7 +428,7 @@ class _Run:
         items = builder.train_items(train)
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
-        evaluator = Evaluator(backend, builder, spec, progress=False)
+        evaluator = Evaluator(self.inference, builder, spec, progress=False)
         metric = "accuracy" if spec.task == "classification" else "rouge_l"
         seed = spec.train_seed()
         setup = TrainSetup(
@@ -396,7 +437,7 @@ class _Run:
             word_label=verbalizer.word_label if verbalizer else (),
             n_labels=len(verbalizer.labels) if verbalizer else 0,
             word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
-            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None)
+            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world)
         session = backend.start_training(model, setup)
         trainer_ref: dict[str, Any] = {}
 
@@ -405,7 +446,7 @@ class _Run:
 
         trainer = Trainer(session, items, ft, seed=seed, evaluate=evaluate if dev else None,
                           metric=metric, checkpoint_dir=setup.work_dir, log=self.log,
-                          progress=self.progress)
+                          progress=self.progress, world=self.world)
         trainer_ref["plan"] = trainer.plan
 
         def work(ctx: Any) -> dict[str, Any]:
@@ -431,7 +472,12 @@ class _Run:
         training = {"steps": outcome["steps"], "best_dev": outcome["best_metric"],
                     "best_step": outcome["best_step"], "stopped_early": outcome["stopped_early"],
                     "train_examples": len(items), "lr": ft.learning_rate}
-        if adapter_dir is not None:
+        if self.world is not None and self.world.size > 1:
+            training |= {"processes": self.world.size, "parallel": ft.parallel}
+        if adapter_dir is not None and not self.main:
+            if session.sharded:  # the weights are gathered with rank 0, which writes them
+                session.save_adapter(adapter_dir)
+        elif adapter_dir is not None:
             with atomic_dir(adapter_dir) as tmp:
                 session.save_adapter(tmp)
                 info = backend.model_info(model)
