@@ -108,8 +108,9 @@ def save_lora_adapter(handle: HFModel, path: Path,
     _write_meta(path, "lora", peft_files=True)
 
 
-def save_full_adapter(handle: HFModel, path: Path) -> None:
-    handle.module.save_pretrained(str(path))
+def save_full_adapter(handle: HFModel, path: Path, state_dict: dict | None = None) -> None:
+    """`state_dict`: the whole weights when the module's own are sharded (FSDP)."""
+    handle.module.save_pretrained(str(path), state_dict=state_dict)
     handle.codec.tokenizer.save_pretrained(str(path))
     _write_meta(path, "full", peft_files=False)
 
