@@ -247,3 +247,18 @@ def test_fsdp_on_a_backend_without_it_is_refused(toy_spec):
     proc_spec["finetune"]["parallel"] = "fsdp"
     with pytest.raises(CapabilityError, match=r"cannot train with finetune\.parallel .fsdp."):
         Experiment.from_dict(proc_spec).run(progress=False)
+
+
+def test_backends_say_what_runs_in_several_processes(cli):
+    caps = json.loads(cli("backends", "--json").stdout)
+    assert caps["hf"]["parallel"] == ["ddp", "fsdp"] and caps["paddle"]["parallel"] == ["ddp"]
+    assert caps["openai"]["parallel"] == [] and caps["hf"]["launchers"]
+    text = cli("backends").stdout
+    assert "parallel: ddp, fsdp (launch: torchrun" in text
+    assert "parallel: one process only" in text
+
+
+def test_nproc_inside_a_launched_process_is_refused(cli, toy_spec):
+    proc = cli("run", str(toy_spec), "--nproc", "2",
+               env={"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
+    assert proc.returncode == 2 and "already started by a launcher" in proc.stderr

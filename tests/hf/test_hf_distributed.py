@@ -42,8 +42,8 @@ def two_processes(tmp_path_factory):
 @pytest.mark.parametrize("case,rtol", [("lora", 1e-5), ("prompt_tuning", 1e-5),
                                        ("fsdp_full", 1e-4)])
 def test_two_processes_follow_the_one_process_trajectory(backend, llama, two_processes,
-                                                         case, rtol):
-    one = run_case(backend, llama, SingleWorld(), case)
+                                                         case, rtol, tmp_path):
+    one = run_case(backend, llama, SingleWorld(), case, tmp_path)
     two = two_processes[case]
     assert two_processes["processes"] == 2
     assert len(two["losses"]) == CASES[case]["max_steps"]
@@ -53,3 +53,9 @@ def test_two_processes_follow_the_one_process_trajectory(backend, llama, two_pro
     np.testing.assert_allclose(two["label_scores"], one["label_scores"], rtol=rtol, atol=1e-5)
     assert two["state_norm"] == pytest.approx(one["state_norm"], rel=rtol)
     assert one["losses"][0] != one["losses"][-1]  # it trained
+    if case == "fsdp_full":  # sharded checkpoints resume exactly; the saved model is whole
+        for run in (one, two):
+            assert run["resumed_from"] == [4]
+            assert run["resumed_max_diff"] == 0.0
+            np.testing.assert_allclose(run["adapter_label_scores"], run["label_scores"],
+                                       rtol=1e-5, atol=1e-5)
