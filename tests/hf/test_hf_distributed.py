@@ -23,9 +23,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def torchrun(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "UNIFIED_PROMPT_PROGRESS": "0", "OMP_NUM_THREADS": "1",
-           "UNIFIED_PROMPT_COLLECTIVE_TIMEOUT": "120"}
+           "UNIFIED_PROMPT_COLLECTIVE_TIMEOUT": "300"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node", "2", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -18,7 +18,7 @@ def test_lora_in_two_processes_follows_one_process(tmp_path, toy_data):
     spec = train_spec(tmp_path / "spec.yaml", toy_data, "paddle")
     one = Experiment.from_yaml(spec).run(out=tmp_path / "one", progress=False)
     proc = run_cli("run", str(spec), "--nproc", "2", "--out", str(tmp_path / "two"), "--json",
-                   env={"UNIFIED_PROMPT_COLLECTIVE_TIMEOUT": "120"})
+                   env={"UNIFIED_PROMPT_COLLECTIVE_TIMEOUT": "300"}, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     printed = proc.stdout[proc.stdout.find("{"):]
