@@ -49,8 +49,9 @@ def spec_for_adapter(spec: ExperimentSpec, path: str | Path | None = None
     """The spec to evaluate an adapter (`path`, else eval.adapter) with: its method settings
     shape the prompt (soft tokens), so finetune.method none adopts the manifest's and
     another method must match."""
-    from unified_prompt.config import LOCAL_METHODS, build_spec
+    from unified_prompt.config import build_spec
     from unified_prompt.errors import ConfigError
+    from unified_prompt.methods import LOCAL_METHODS
 
     where = Path(str(path if path is not None else spec.eval.adapter))
     manifest = read_manifest(where)

@@ -21,10 +21,11 @@ from unified_prompt.backend import Backend
 from unified_prompt.config import ExperimentSpec, load_spec, spec_from_data
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import BudgetExceededError, DataError, UserInputError
+from unified_prompt.evaluation import Evaluator
 from unified_prompt.progress import bar
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
-from unified_prompt.runner import Evaluator, peak_rss_mb
+from unified_prompt.result import peak_rss_mb
 from unified_prompt.search.budget import BudgetExhausted, Meter, Pricer, SearchBudget, Spend
 from unified_prompt.search.candidate import Candidate
 from unified_prompt.search.capabilities import require

@@ -240,15 +240,14 @@ class HFTrainSession(TrainSession):
             torch.cuda.set_rng_state_all(rng["cuda"])
 
     def save_adapter(self, path: Path) -> None:
-        if self.sharded:
-            from unified_prompt_hf.adapters import save_full_adapter
+        if self.sharded:  # method full (the only one fsdp shards)
             from unified_prompt_hf.distributed import full_model_state
 
             self._reshard()
             weights = full_model_state(self.model.module)
             if self.world is not None and self.world.is_main:
                 Path(path).mkdir(parents=True, exist_ok=True)
-                save_full_adapter(self.model, Path(path), state_dict=weights)
+                self.state.save_adapter(Path(path), state_dict=weights)  # type: ignore[call-arg]
             return
         Path(path).mkdir(parents=True, exist_ok=True)
         self.state.save_adapter(Path(path))

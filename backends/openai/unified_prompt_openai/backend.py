@@ -134,8 +134,12 @@ class OpenAIBackend(Backend):
                 api = "completions"
         if api == "auto":
             api = "completions" if scoring == "echo" else "chat"
-        self.capabilities = MODE_CAPABILITIES[scoring]
         return HostedModel(ref, scoring, api, getattr(info, "owned_by", None))
+
+    def model_capabilities(self, model: HostedModel) -> Capabilities:
+        """What the model's scoring mode allows (echo scores every token exactly; a
+        completions-only model is evaluated by generating and parsing)."""
+        return MODE_CAPABILITIES[model.scoring]
 
     def _probe_echo(self, model: str) -> str:
         """The scoring mode one tiny echo request (cached) finds: "echo" when the host
