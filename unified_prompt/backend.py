@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from unified_prompt.config import BudgetSpec, HostedSpec, TrainSpec
+    from unified_prompt.distributed import Launch, World
     from unified_prompt.jobs import Job
     from unified_prompt.prompts.segments import Rendered, Soft
     from unified_prompt.prompts.verbalizer import WordScores
@@ -57,6 +58,8 @@ class Capabilities:
     hosted_finetune: frozenset[str] = frozenset()
     raw_text: bool = False
     model_kinds: frozenset[ModelKind] = frozenset({ModelKind.CAUSAL})
+    parallel: frozenset[str] = frozenset()
+    launchers: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     def supports_method(self, method: str) -> bool:
@@ -77,7 +80,9 @@ class Capabilities:
             "methods": sorted(self.methods), "adapters": self.adapters,
             "top_tokens": self.top_tokens, "token_gradients": self.token_gradients,
             "hosted_finetune": sorted(self.hosted_finetune), "raw_text": self.raw_text,
-            "model_kinds": sorted(k.value for k in self.model_kinds), "notes": list(self.notes),
+            "model_kinds": sorted(k.value for k in self.model_kinds),
+            "parallel": sorted(self.parallel), "launchers": list(self.launchers),
+            "notes": list(self.notes),
         }
 
 
@@ -156,6 +161,8 @@ class TrainSetup:
     soft_slots: tuple[Soft, ...] = ()
     total_steps: int = 0
     work_dir: Path | None = None
+    world: World | None = None
+    """The processes training together (None or a SingleWorld: this process alone)."""
 
 
 @dataclass(frozen=True)
@@ -191,11 +198,18 @@ class TrainSession(ABC):
 
     Subclasses' methods run inside the core's error boundary (unified_prompt.boundary);
     `backend_name` (set by Backend.start_training) names the backend in its messages.
+
+    In a world of several processes (`TrainSetup.world`) each rank holds a session; the
+    core calls `sync_gradients` after each step's backward passes, and rank 0 alone
+    writes files. A `sharded` session splits its weights across ranks: then every rank
+    calls trainable_state, save_checkpoint and save_adapter together (the state is
+    gathered collectively) and only rank 0 writes.
     """
 
     model: Any
     trainable_params: int
     total_params: int
+    sharded: bool = False
     backend_name: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -244,6 +258,10 @@ class TrainSession(ABC):
     @abstractmethod
     def save_adapter(self, path: Path) -> None:
         """The backend's native adapter files (the core adds manifest.json beside them)."""
+
+    def sync_gradients(self) -> None:
+        """Sum the accumulated gradients over the world's ranks (before clipping)."""
+        raise CapabilityError(f"{type(self).__name__} cannot train in several processes")
 
     def train_mode(self, training: bool) -> None:  # noqa: B027 - optional hook
         """Switch dropout etc. on or off around the core's dev evaluations."""
@@ -406,6 +424,22 @@ class Backend(ABC):
     def load_adapter(self, model: Any, path: Path) -> Any:
         """`model` with the adapter saved at `path` applied (a new handle)."""
         raise self.missing("adapters")
+
+    # -- several processes -----------------------------------------------------------
+    def join_world(self, launch: Launch) -> World:
+        """Join the process group a launcher started (see `unified_prompt.distributed`)."""
+        raise self.missing(f"training in several processes (started by {launch.launcher})")
+
+    @classmethod
+    def launch_command(cls, nproc: int, args: Sequence[str]) -> list[str]:
+        """The command that starts `unified-prompt ARGS` in `nproc` processes on this
+        machine with the backend's launcher (`run --nproc`)."""
+        raise CapabilityError(f"backend {cls.name!r} has no multi-process launcher")
+
+    def collective_forward(self, model: Any) -> bool:
+        """True when running `model` is itself a collective (weights sharded across
+        ranks): every rank must then make the same forward calls on the same prompts."""
+        return False
 
     # -- hosted jobs -----------------------------------------------------------------
     def create_hosted_job(self, request: HostedJobRequest) -> str:

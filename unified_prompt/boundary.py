@@ -35,6 +35,7 @@ BACKEND_ACTIONS: dict[str, str] = {
     "start_training": "starting training", "load_adapter": "loading an adapter",
     "create_hosted_job": "creating a hosted job", "hosted_job": "reading a hosted job",
     "find_hosted_job": "finding a hosted job", "estimate": "estimating cost",
+    "join_world": "joining the process group",
 }
 #: TrainSession methods wrapped.
 SESSION_ACTIONS: dict[str, str] = {
@@ -42,6 +43,7 @@ SESSION_ACTIONS: dict[str, str] = {
     "loss": "computing a loss", "trainable_state": "reading the trainable state",
     "load_trainable_state": "loading a trainable state", "save_checkpoint": "saving a checkpoint",
     "load_checkpoint": "loading a checkpoint", "save_adapter": "saving an adapter",
+    "sync_gradients": "summing gradients over the processes",
 }
 #: Exception class names frameworks use for memory exhaustion (torch, paddle).
 _OUT_OF_MEMORY = ("OutOfMemoryError", "ResourceExhaustedError")

@@ -110,21 +110,59 @@ def spec_options(fn: Any) -> Any:
 @click.option("--dry-run", is_flag=True, help="Print requests, tokens and cost; spend nothing.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a TTY).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of a summary.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Train and evaluate in N processes on this machine, started with the "
+                   "backend's launcher (torchrun on hf, paddle.distributed.launch on paddle).")
 @handles_errors
 def run(config: Path, overrides: tuple[str, ...], backend: str | None, out: Path | None,
-        resume: bool, dry_run: bool, progress: bool | None, as_json: bool) -> None:
-    """Run the experiment in CONFIG and print its metrics."""
+        resume: bool, dry_run: bool, progress: bool | None, as_json: bool,
+        nproc: int | None) -> None:
+    """Run the experiment in CONFIG and print its metrics.
+
+    Started by torchrun / accelerate launch / paddle.distributed.launch, every process
+    runs this command; rank 0 writes the run directory and prints."""
+    from unified_prompt.distributed import is_main_process
     from unified_prompt.errors import UserInputError
     from unified_prompt.runner import Experiment
 
     if resume and out is None:
         raise UserInputError("--resume needs --out (the run directory to continue)")
     exp = Experiment.from_yaml(config, overrides=list(overrides), backend=backend)
+    if nproc is not None and nproc > 1:
+        args = [str(config), *(a for o in overrides for a in ("--set", o))]
+        args += [*(["--backend", backend] if backend else []), *(["--out", str(out)] if out else []),
+                 *(["--resume"] if resume else []), *(["--dry-run"] if dry_run else []),
+                 *(["--json"] if as_json else [])]
+        if progress is not None:
+            args.append("--progress" if progress else "--no-progress")
+        sys.exit(_launch(exp.spec.backend.name, nproc, ["run", *args]))
     result = exp.run(out=out, resume=resume, progress=progress, dry_run=dry_run)
+    if not is_main_process():
+        return
     if as_json:
         click.echo(json.dumps(result.plan if dry_run else result.metrics, indent=2, default=str))
     else:
         click.echo(result.summary())
+
+
+def _launch(backend: str, nproc: int, args: list[str]) -> int:
+    """Run `unified-prompt ARGS` in nproc processes with the backend's launcher; its exit
+    code."""
+    import subprocess
+
+    from unified_prompt.distributed import launch_from_env
+    from unified_prompt.errors import UserInputError
+    from unified_prompt.registry import backend_class
+
+    if launch_from_env() is not None:
+        raise UserInputError("--nproc: this process was already started by a launcher; "
+                             "drop --nproc (the launcher chose the number of processes)")
+    command = backend_class(backend).launch_command(nproc, args)
+    click.echo(f"launching {nproc} processes: {' '.join(command)}", err=True)
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 # -- search -------------------------------------------------------------------------
@@ -215,6 +253,11 @@ def backends(as_json: bool) -> None:
         prims = [k for k in ("score", "generate", "adapters", "top_tokens", "token_gradients",
                              "raw_text") if caps[k]]
         click.echo(f"  can:      {', '.join(prims)}")
+        if caps["parallel"]:
+            launch = f" (launch: {'; '.join(caps['launchers'])})" if caps["launchers"] else ""
+            click.echo(f"  parallel: {', '.join(caps['parallel'])}{launch}")
+        else:
+            click.echo("  parallel: one process only")
         if caps["score"] and not caps["exact_multi_token"]:
             click.echo(f"  scoring:  first token only, top-{caps['top_logprobs_limit']} bounded")
         for note in caps["notes"]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_prompt.backend import TrainItem, TrainSession
+from unified_prompt.distributed import World
 from unified_prompt.errors import JobFailedError
 from unified_prompt.jobs import JobCancelledError, JobContext, LocalJob
 from unified_prompt.methods import TrainSpec
@@ -43,19 +44,20 @@ class TrainCallbacks:
 def train_locally(session: TrainSession, items: Sequence[TrainItem], spec: TrainSpec,
                   callbacks: TrainCallbacks | None = None, *, seed: int,
                   checkpoint_dir: Path | None = None, resume: bool = False,
-                  progress: bool | None = None, job: JobContext | None = None
-                  ) -> TrainOutcome:
+                  progress: bool | None = None, job: JobContext | None = None,
+                  world: World | None = None) -> TrainOutcome:
     """Train `session` on `items` as `spec` says; returns what the loop reached.
 
     Checkpoints go into `checkpoint_dir` (and `resume` continues from its latest). Inside
     a job already (`job`: the server's), the loop runs here, pausing and cancelling with
     that job; otherwise it runs in a LocalJob of its own, so Ctrl-C cancels it cleanly.
     A cancelled run checkpoints where it stands first, so --resume continues from there.
+    `world`: the processes training together (see unified_prompt.distributed).
     """
     cb = callbacks or TrainCallbacks()
     trainer = Trainer(session, items, spec, seed=seed, evaluate=cb.evaluate, metric=cb.metric,
                       checkpoint_dir=checkpoint_dir, log=cb.log, progress=progress,
-                      on_epoch_end=cb.on_epoch_end)
+                      on_epoch_end=cb.on_epoch_end, world=world)
     if job is not None:
         return _run(trainer, job, resume)
     local = LocalJob(f"local-{secrets.token_hex(4)}",

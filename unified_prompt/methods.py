@@ -39,6 +39,12 @@ class TrainSpec(Strict):
     checkpoint_every: int = Field(50, ge=1)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="How a run started by a launcher (torchrun, accelerate launch, "
+        "paddle.distributed.launch) splits the work: ddp keeps a whole copy of the trained "
+        "weights on every process and sums gradients; fsdp shards weights, gradients and "
+        "optimizer state across processes (full fine-tuning of models too big for one "
+        "device). batch_size stays the global batch either way.")
     seed: Seed | None = Field(None, description="Defaults to the experiment seed.")
     train_limit: int | None = Field(None, ge=1, description="Use only this many training examples.")
 

@@ -31,6 +31,13 @@ from unified_prompt.config import ExperimentSpec, build_spec, load_spec
 from unified_prompt.data.checks import check_data
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
+from unified_prompt.distributed import (
+    ShardedInference,
+    World,
+    check_parallel,
+    decide_on_main,
+    open_world,
+)
 from unified_prompt.errors import CapabilityError, JobFailedError
 from unified_prompt.evaluation import LABEL_TOKENS, Evaluator
 from unified_prompt.figures.run import add_run_figures
@@ -74,16 +81,19 @@ class Experiment:
     # -- the run ---------------------------------------------------------------------
     def run(self, *, backend: str | None = None, out: str | Path | None = None,
             resume: bool = False, progress: bool | None = None,
-            dry_run: bool = False) -> RunResult:
+            dry_run: bool = False, world: World | None = None) -> RunResult:
+        """`world`: the processes this run is one of (default: the launcher's, read from
+        the environment; this process alone when none started it)."""
         exp = self.with_backend(backend)
-        return _Run(exp.spec, Path(out) if out else None, resume, progress).execute(dry_run)
+        return _Run(exp.spec, Path(out) if out else None, resume, progress,
+                    world).execute(dry_run)
 
 
 class _Run:
     """State of one execution of an experiment (kept off Experiment so it is reusable)."""
 
     def __init__(self, spec: ExperimentSpec, out: Path | None, resume: bool,
-                 progress: bool | None) -> None:
+                 progress: bool | None, world: World | None = None) -> None:
         self.adapter_manifest: dict[str, Any] | None = None
         if spec.eval.adapter:
             spec, self.adapter_manifest = spec_for_adapter(spec)
@@ -92,10 +102,19 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
-        self.tracking = Tracking(spec, self.run)  # sinks of the event stream (TensorBoard, MLflow)
+        self.world = world
+        self._own_world = world is None
+        # sinks of the event stream (TensorBoard, MLflow), opened on the first event: only
+        # rank 0 logs events, so only rank 0 writes tracking files
+        self.tracking = Tracking(spec, self.run)
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run directory (rank 0, or the only one)."""
+        return self.world is None or self.world.is_main
 
     def log(self, kind: str, **data: Any) -> None:
-        if self.run is not None:
+        if self.run is not None and self.main:
             self.tracking.publish(self.run.log_event(kind, **data))
 
     def config_yaml(self) -> str:
@@ -111,19 +130,35 @@ class _Run:
             resuming = False
             if self.run is not None:
                 created = not self.run.path.exists()
-                resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
-                if resuming and self.run.finished:
-                    return load_result(self.run.path)
+                resuming, finished = decide_on_main(self.world, self._open_run_dir)
+                if finished:
+                    return self._finished_result()
             try:
                 return self._execute(resuming, *prepared)
             except BaseException:
-                if self.run is not None and created and not resuming:
+                if self.run is not None and created and not resuming and self.main:
                     self.run.discard_if_empty()
                 raise
         finally:
             self.tracking.close()
             if self.backend is not None:
                 self.backend.close()
+            if self.world is not None and self._own_world:
+                self.world.close()
+
+    def _open_run_dir(self) -> tuple[bool, bool]:
+        """(resuming, finished earlier): rank 0 creates or reopens the run directory."""
+        assert self.run is not None
+        resuming = self.run.prepare(self.config_yaml(), resume=self.resume)
+        return resuming, resuming and self.run.finished
+
+    def _finished_result(self) -> RunResult:
+        assert self.run is not None and self.world is not None
+        if self.world.size == 1:
+            return load_result(self.run.path)
+        result = load_result(self.run.path) if self.main else None
+        metrics = self.world.broadcast_json(result.metrics if result else None)
+        return result or RunResult(metrics)
 
     def _prepare(self) -> tuple[Splits, PromptBuilder, Backend]:
         spec = self.spec
@@ -134,6 +169,14 @@ class _Run:
         self.backend = backend
         caps = backend.capabilities
         caps.require_method(spec.finetune.method, backend.name)
+        parallel = getattr(spec.finetune, "parallel", "ddp")
+        if self.world is None:
+            self.world = open_world(backend, parallel)
+        if METHODS[spec.finetune.method].runs == "local":
+            check_parallel(backend, parallel, self.world)
+        if not self.world.is_main:
+            self.progress = False
+        self.inference: Any = ShardedInference(backend, self.world)
         if spec.task == "generation" and not caps.generate:
             raise CapabilityError(f"backend {backend.name!r} cannot generate text")
         backend.set_budget(spec.budget)
@@ -199,7 +242,7 @@ class _Run:
                 backend, model, builder, splits, resuming)
         elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
-        evaluator = Evaluator(backend, builder, spec, self.progress)
+        evaluator = Evaluator(self.inference, builder, spec, self.progress)
         started = time.perf_counter()
         scores, rows = evaluator.evaluate(model, examples)
         eval_seconds = time.perf_counter() - started
@@ -216,7 +259,7 @@ class _Run:
             metrics["usage"] = usage
         self.log("eval", split=spec.eval.split, metrics=scores, seconds=round(eval_seconds, 3))
         result = RunResult(metrics, rows, self.run.path if self.run else None)
-        if self.run is not None:
+        if self.run is not None and self.main:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
             atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec)
                               + add_run_figures(self.run.path, metrics, rows, self.log))
@@ -247,7 +290,7 @@ class _Run:
         items = builder.train_items(train)
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
-        evaluator = Evaluator(backend, builder, spec, progress=False)
+        evaluator = Evaluator(self.inference, builder, spec, progress=False)
         metric = "accuracy" if spec.task == "classification" else "rouge_l"
         seed = spec.train_seed()
         setup = TrainSetup(
@@ -256,7 +299,7 @@ class _Run:
             word_label=verbalizer.word_label if verbalizer else (),
             n_labels=len(verbalizer.labels) if verbalizer else 0,
             word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
-            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None)
+            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world)
         session = backend.start_training(model, setup)
 
         def evaluate() -> dict[str, float]:
@@ -266,11 +309,16 @@ class _Run:
                                    metric=metric)
         outcome = train_locally(session, items, ft, callbacks, seed=seed,
                                 checkpoint_dir=setup.work_dir, resume=resuming,
-                                progress=self.progress)
+                                progress=self.progress, world=self.world)
         training = {"steps": outcome.steps, "best_dev": outcome.best_metric,
                     "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
                     "train_examples": len(items), "lr": ft.learning_rate}
-        if adapter_dir is not None:
+        if self.world is not None and self.world.size > 1:
+            training |= {"processes": self.world.size, "parallel": ft.parallel}
+        if adapter_dir is not None and not self.main:
+            if session.sharded:  # the weights are gathered with rank 0, which writes them
+                session.save_adapter(adapter_dir)
+        elif adapter_dir is not None:
             with atomic_dir(adapter_dir) as tmp:
                 session.save_adapter(tmp)
                 info = backend.model_info(model)

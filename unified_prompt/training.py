@@ -4,6 +4,11 @@ Batch order, learning-rate schedule, gradient accumulation, dev evaluation, keep
 best weights, early stopping and checkpoints are decided here; a backend's TrainSession
 only runs forward/backward and optimizer steps. So two frameworks given the same
 initialisation see the same batches at the same learning rates, step for step.
+
+In a world of N processes each rank runs its share of every micro-batch (see
+`unified_prompt.distributed.local_micro_batches`), losses and gradients are summed over
+the ranks before clipping, and rank 0 alone writes checkpoints: the same spec follows the
+same trajectory on 1 or N processes.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 from unified_prompt.artifacts import atomic_dir, atomic_write_json, atomic_write_text
 from unified_prompt.backend import TrainItem, TrainSession
 from unified_prompt.config import TrainSpec
-from unified_prompt.jobs import JobContext
+from unified_prompt.distributed import SingleWorld, World, local_micro_batches
+from unified_prompt.jobs import JobCancelledError, JobContext
 from unified_prompt.progress import bar
 from unified_prompt.untrusted import load_npz, read_json_object
 
@@ -125,8 +131,10 @@ class Trainer:
     def __init__(self, session: TrainSession, items: Sequence[TrainItem], spec: TrainSpec, *,
                  seed: int, evaluate: Evaluate | None = None, metric: str = "accuracy",
                  checkpoint_dir: Path | None = None, log: Callable[..., None] | None = None,
-                 progress: bool | None = None, on_epoch_end: EpochEnd | None = None) -> None:
+                 progress: bool | None = None, on_epoch_end: EpochEnd | None = None,
+                 world: World | None = None) -> None:
         self.session = session
+        self.world = world or SingleWorld()
         self.items = list(items)
         self.spec = spec
         self.seed = seed
@@ -159,6 +167,10 @@ class Trainer:
         if self.checkpoint_dir is None:
             return
         name = f"step-{state.step:07d}"
+        if not self.world.is_main:
+            if self.session.sharded:  # the state is gathered with rank 0, which writes it
+                self.session.save_checkpoint(self.checkpoint_dir / name / "session")
+            return
         with atomic_dir(self.checkpoint_dir / name) as tmp:
             self.session.save_checkpoint(tmp / "session")
             if self._best_state is not None:
@@ -205,6 +217,18 @@ class Trainer:
         if patience is not None and state.bad_evals >= patience:
             state.stopped_early = True
 
+    def _reduce_step(self, loss: float, ctx: JobContext | None) -> float:
+        """The step's loss summed over the ranks, gradients summed likewise; a cancel on
+        any rank (Ctrl-C, a job's cancel) stops every rank at the same step."""
+        import numpy as np
+
+        cancelled = ctx is not None and ctx.cancelled
+        total = self.world.all_reduce(np.array([loss, 1.0 if cancelled else 0.0]))
+        if total[1] > 0:
+            raise JobCancelledError()
+        self.session.sync_gradients()
+        return float(total[0])
+
     def save_now(self) -> None:
         """Checkpoint where the loop stands (on cancel), so --resume continues from here."""
         if self.state.step > 0:
@@ -221,15 +245,15 @@ class Trainer:
         started = time.perf_counter() - state.seconds
         with bar(plan.total_steps, "train", self.progress, unit="step", initial=state.step) as pb:
             while state.step < plan.total_steps and not state.stopped_early:
-                if ctx is not None:
+                if ctx is not None and self.world.size == 1:
                     ctx.checkpoint()
                 micro = step_batches(plan, self.seed, state.step)
-                n = sum(len(m) for m in micro)
                 loss = 0.0
-                for idx in micro:
-                    weight = len(idx) / n
+                for idx, weight in local_micro_batches(micro, self.world):
                     loss += weight * self.session.forward_backward(
                         [self.items[i] for i in idx], weight)
+                if self.world.size > 1:
+                    loss = self._reduce_step(loss, ctx)
                 lr = lr_at(state.step, plan, base_lr, self.spec.schedule)
                 grad_norm = self.session.optimizer_step(lr, self.spec.max_grad_norm)
                 state.step += 1

@@ -99,8 +99,9 @@ class FakeBackend(Backend):
         score=True, exact_multi_token=True, generate=True,
         methods=frozenset({"prompt_tuning", "lora", "full"}), adapters=True, top_tokens=True,
         token_gradients=True, raw_text=True,
-        model_kinds=frozenset({ModelKind.CAUSAL}),
-        notes=("numpy reference backend for tests; no p_tuning or prefix_tuning",))
+        model_kinds=frozenset({ModelKind.CAUSAL}), parallel=frozenset({"ddp"}),
+        notes=("numpy reference backend for tests; no p_tuning or prefix_tuning",
+               "data parallel in a World it is given (threads in tests); no launcher"))
     Options = FakeOptions
 
     # -- tokenizer -------------------------------------------------------------------
@@ -468,6 +469,18 @@ class FakeSession(TrainSession):
 
     def loss(self, batch: Sequence[TrainItem]) -> float:
         return float(np.mean([self._example_loss(item, None, 0.0) for item in batch]))
+
+    def sync_gradients(self) -> None:
+        world = self.setup.world
+        if world is None or world.size == 1:
+            return
+        names = sorted(self.grads)
+        flat = world.all_reduce(np.concatenate([self.grads[k].ravel() for k in names]))
+        start = 0
+        for k in names:
+            g = self.grads[k]
+            g[...] = flat[start:start + g.size].reshape(g.shape)
+            start += g.size
 
     def optimizer_step(self, lr: float, max_grad_norm: float | None) -> float | None:
         if self.backend.options.step_delay:

@@ -31,6 +31,7 @@ from unified_prompt_hf.options import HFOptions
 if TYPE_CHECKING:
     import numpy as np
 
+    from unified_prompt.distributed import Launch, World
     from unified_prompt.prompts.segments import Rendered
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_hf.handle import HFModel
@@ -44,7 +45,12 @@ class HFBackend(Backend):
         score=True, exact_multi_token=True, generate=True, methods=frozenset(METHOD_MODULES), adapters=True,
         top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
+        parallel=frozenset({"ddp", "fsdp"}),
+        launchers=("torchrun --nproc_per_node N -m unified_prompt.cli run ...",
+                   "accelerate launch --multi_gpu --num_processes N -m unified_prompt.cli run ..."),
         notes=("adapters in PEFT's format; soft prompts also as soft_prompt.safetensors",
+               "finetune.parallel fsdp: FSDP2 fully_shard, for method full",
+               "several processes: gloo on CPU, NCCL on GPU (one GPU per process)",
                "masked LMs generate by filling one appended mask at a time",
                "raw-text log-probs and continuation (serve) for causal models"))
     Options: ClassVar[type[HFOptions]] = HFOptions
@@ -120,6 +126,22 @@ class HFBackend(Backend):
         from unified_prompt_hf.session import HFTrainSession
 
         return HFTrainSession(model, setup)
+
+    # -- several processes -----------------------------------------------------------
+    def join_world(self, launch: Launch) -> World:
+        from unified_prompt_hf.distributed import TorchWorld
+        from unified_prompt_hf.loading import pick_device
+
+        return TorchWorld(launch, pick_device(self.options).type)
+
+    @classmethod
+    def launch_command(cls, nproc: int, args: Sequence[str]) -> list[str]:
+        from unified_prompt_hf.distributed import launch_command
+
+        return launch_command(nproc, args)
+
+    def collective_forward(self, model: Any) -> bool:
+        return bool(getattr(model, "collective", False))
 
     def load_adapter(self, model: HFModel, path: Path) -> HFModel:
         from unified_prompt_hf.adapters import load_adapter

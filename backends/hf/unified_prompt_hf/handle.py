@@ -49,6 +49,7 @@ class HFModel:
     peft: Any = None
     compiled: Any = None
     autocast: torch.dtype | None = None
+    collective: bool = False  # weights sharded across ranks (FSDP): every forward is a collective
     shared: dict[str, Any] = field(default_factory=dict)
 
     def derive(self, **changes: Any) -> HFModel:

@@ -4,6 +4,11 @@ The core's Trainer owns the loop (batches, schedule, accumulation, evaluation, e
 stopping); this class owns only tensors. Parameters live under the canonical names of
 `unified_prompt.backend.TrainSession.trainable_state`, so state, checkpoints and the
 optimizer all iterate one ordered dict.
+
+In a world of several processes: ddp keeps whole trained weights on every rank (rank 0's
+initial values broadcast) and sums gradients in `sync_gradients`; fsdp (method full)
+shards the model with FSDP2, which sums gradients during backward, and gathers whole
+weights for trainable_state, checkpoints and the adapter (rank 0 writes).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 import torch
 
 from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
-from unified_prompt.errors import UserInputError
+from unified_prompt.errors import CapabilityError, UserInputError
 from unified_prompt.untrusted import read_json_object
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.losses import batch_loss
@@ -52,6 +57,8 @@ class HFTrainSession(TrainSession):
         self.model: HFModel = self.state.handle
         self.model.autocast = autocast_dtype(self.spec.precision, self.model.device)
         self.params = self.state.params
+        self.world = setup.world if setup.world is not None and setup.world.size > 1 else None
+        self._join_world(getattr(self.spec, "parallel", "ddp"))
         for p in self.params.values():
             p.requires_grad_(True)
         self.trainable_params = int(sum(p.numel() for p in self.params.values()))
@@ -68,6 +75,37 @@ class HFTrainSession(TrainSession):
             self._enable_checkpointing()
         self.train_mode(True)
 
+    def _join_world(self, parallel: str) -> None:
+        if parallel == "fsdp" and self.spec.method != "full":
+            raise CapabilityError(
+                f"finetune.parallel fsdp shards full fine-tuning (method full); "
+                f"{self.spec.method} trains few weights: use finetune.parallel ddp")
+        if self.world is None:
+            return
+        from unified_prompt_hf import distributed
+
+        if parallel == "fsdp":
+            distributed.fully_shard_model(self.model.module, self.model.device)
+            self.params = dict(self.model.module.named_parameters())
+            self.model = self.model.derive(collective=True, autocast=self.model.autocast)
+            self.state.handle = self.model
+            self.sharded = True
+        else:
+            distributed.broadcast_params(self.params.values())
+
+    def sync_gradients(self) -> None:
+        if self.world is None or self.sharded:  # FSDP summed them during backward
+            return
+        from unified_prompt_hf.distributed import sum_gradients
+
+        sum_gradients(self.params.values())
+
+    def _reshard(self) -> None:
+        if self.sharded:
+            from unified_prompt_hf.distributed import reshard
+
+            reshard(self.model.module)
+
     # -- modes -----------------------------------------------------------------------
     def _enable_checkpointing(self) -> None:
         module = self.model.module
@@ -81,6 +119,7 @@ class HFTrainSession(TrainSession):
         self._checkpointing = True
 
     def train_mode(self, training: bool) -> None:
+        self._reshard()
         for mod in self.model.trained_modules():
             mod.train(training)
 
@@ -110,10 +149,20 @@ class HFTrainSession(TrainSession):
         norm = torch.nn.utils.clip_grad_norm_(params, limit)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.sharded:
+            from unified_prompt_hf.distributed import full_tensor
+
+            norm = full_tensor(norm)
         return float(norm)
 
     # -- state -----------------------------------------------------------------------
     def trainable_state(self) -> dict[str, np.ndarray]:
+        if self.sharded:
+            from unified_prompt_hf.distributed import full_tensor
+
+            self._reshard()
+            return {k: full_tensor(p).detach().float().cpu().numpy().copy()
+                    for k, p in self.params.items()}
         return {k: p.detach().float().cpu().numpy().copy() for k, p in self.params.items()}
 
     def load_trainable_state(self, state: dict[str, np.ndarray]) -> None:
@@ -122,25 +171,44 @@ class HFTrainSession(TrainSession):
         if unknown or missing:
             raise UserInputError(f"trainable state does not match this {self.spec.method} "
                                  f"session (unexpected: {unknown[:3]}, missing: {missing[:3]})")
-        with torch.no_grad():
-            for k, p in self.params.items():
-                value = torch.as_tensor(np.asarray(state[k]))
-                if tuple(value.shape) != tuple(p.shape):
-                    raise UserInputError(f"trainable state {k!r} has shape {tuple(value.shape)}"
-                                         f", the model needs {tuple(p.shape)}")
-                p.copy_(value.to(device=p.device, dtype=p.dtype))
+        from unified_prompt_hf.distributed import load_full
+
+        self._reshard()
+        for k, p in self.params.items():
+            value = torch.as_tensor(np.asarray(state[k]))
+            if tuple(value.shape) != tuple(p.shape):
+                raise UserInputError(f"trainable state {k!r} has shape {tuple(value.shape)}"
+                                     f", the model needs {tuple(p.shape)}")
+            load_full(p, value)
+
+    def _optimizer_state(self) -> dict:
+        """Keyed by parameter name when sharded (FSDP's whole state, on rank 0), else by
+        index (torch's own state_dict)."""
+        if self.sharded:
+            from unified_prompt_hf.distributed import full_optimizer_state
+
+            return full_optimizer_state(self.model.module, self.optimizer)
+        return self.optimizer.state_dict()
 
     def save_checkpoint(self, path: Path) -> None:
         from safetensors.torch import save_file
 
+        from unified_prompt_hf.distributed import full_tensor
+
+        self._reshard()
+        weights = {k: full_tensor(p).detach().cpu().contiguous() for k, p in self.params.items()}
+        optimizer = self._optimizer_state()
+        if self.world is not None and not self.world.is_main:
+            return  # the collectives above gathered the state for rank 0, which writes it
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({k: p.detach().cpu().contiguous() for k, p in self.params.items()},
-                  str(path / STATE_FILE))
-        torch.save(self.optimizer.state_dict(), path / OPTIMIZER_FILE)
+        save_file(weights, str(path / STATE_FILE))
+        torch.save(optimizer, path / OPTIMIZER_FILE)
         save_rng_state(path / RNG_FILE)
         (path / META_FILE).write_text(json.dumps({"method": self.spec.method,
-                                                  "names": list(self.params)}),
+                                                  "names": list(self.params),
+                                                  "optimizer_keys": "names" if self.sharded
+                                                  else "index"}),
                                       encoding="utf-8")
 
     def load_checkpoint(self, path: Path) -> None:
@@ -156,14 +224,33 @@ class HFTrainSession(TrainSession):
         with damaged_file(path / STATE_FILE):
             weights = load_file(str(path / STATE_FILE))
         self.load_trainable_state({k: v.float().numpy() for k, v in weights.items()})
-        with torch.no_grad():  # exact dtype round trip (bf16 params, say)
-            for k, p in self.params.items():
-                p.copy_(weights[k].to(device=p.device, dtype=p.dtype))
+        from unified_prompt_hf.distributed import load_full, load_full_optimizer_state
+
+        for k, p in self.params.items():  # exact dtype round trip (bf16 params, say)
+            load_full(p, weights[k])
         with damaged_file(path / OPTIMIZER_FILE):
-            self.optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, weights_only=True))
+            optimizer = torch.load(path / OPTIMIZER_FILE, weights_only=True)
+        named = meta.get("optimizer_keys") == "names"
+        with damaged_file(path / OPTIMIZER_FILE):
+            if self.sharded:
+                load_full_optimizer_state(self.model.module, self.optimizer,
+                                          optimizer if named else _by_name(optimizer,
+                                                                           list(self.params)))
+            else:
+                self.optimizer.load_state_dict(_by_index(optimizer, list(self.params)) if named
+                                               else optimizer)
         load_rng_state(path)
 
     def save_adapter(self, path: Path) -> None:
+        if self.sharded:  # method full (the only one fsdp shards)
+            from unified_prompt_hf.distributed import full_model_state
+
+            self._reshard()
+            weights = full_model_state(self.model.module)
+            if self.world is not None and self.world.is_main:
+                Path(path).mkdir(parents=True, exist_ok=True)
+                self.state.save_adapter(Path(path), state_dict=weights)  # type: ignore[call-arg]
+            return
         Path(path).mkdir(parents=True, exist_ok=True)
         self.state.save_adapter(Path(path))
 
@@ -229,3 +316,18 @@ def load_rng_state(folder: Path) -> None:
                          python["gauss"]))
         if cuda and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([fh.get_tensor(k) for k in cuda])
+
+
+def _by_name(state: dict, names: list[str]) -> dict:
+    """torch's index-keyed optimizer state keyed by parameter name (FSDP's full form), so a
+    checkpoint from one process resumes sharded, and the reverse below."""
+    return {"state": {names[int(i)]: v for i, v in state["state"].items()},
+            "param_groups": [{**g, "params": [names[int(i)] for i in g["params"]]}
+                             for g in state["param_groups"]]}
+
+
+def _by_index(state: dict, names: list[str]) -> dict:
+    index = {n: i for i, n in enumerate(names)}
+    return {"state": {index[n]: v for n, v in state["state"].items()},
+            "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
+                             for g in state["param_groups"]]}

@@ -33,6 +33,7 @@ from unified_prompt_paddle.methods import MODULES as METHOD_MODULES
 if TYPE_CHECKING:
     import numpy as np
 
+    from unified_prompt.distributed import Launch, World
     from unified_prompt.prompts.segments import Rendered
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_paddle.handle import PaddleModel
@@ -52,7 +53,12 @@ class PaddleBackend(Backend):
         methods=frozenset(METHOD_MODULES),
         adapters=True, top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
+        parallel=frozenset({"ddp"}),
+        launchers=("python -m paddle.distributed.launch --nproc_per_node N "
+                   "$(command -v unified-prompt) run ...",),
         notes=("PaddlePaddle 3.3 + PaddleNLP 2.8 on CPU, float32",
+               "finetune.parallel fsdp: no; paddle's group-sharded stages refuse the CPU "
+               "('group_sharded_parallel only support gpu, xpu and custom_device now')",
                "loads Hugging Face folders (Llama, GPT-2, BERT, ERNIE) by weight-name mapping",
                "adapters in paddlenlp's formats; unified-prompt convert <-> hf (PEFT)"))
     Options = PaddleOptions
@@ -172,6 +178,18 @@ class PaddleBackend(Backend):
         from unified_prompt_paddle.session import PaddleTrainSession
 
         return PaddleTrainSession(model, setup)
+
+    # -- several processes -----------------------------------------------------------
+    def join_world(self, launch: Launch) -> World:
+        from unified_prompt_paddle.distributed import PaddleWorld
+
+        return PaddleWorld(launch)
+
+    @classmethod
+    def launch_command(cls, nproc: int, args: Sequence[str]) -> list[str]:
+        from unified_prompt_paddle.distributed import launch_command
+
+        return launch_command(nproc, args)
 
     def load_adapter(self, model: PaddleModel, path: Path) -> PaddleModel:
         from unified_prompt_paddle.adapters import load_adapter

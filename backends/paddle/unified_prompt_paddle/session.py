@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
-from unified_prompt.errors import UserInputError
+from unified_prompt.errors import CapabilityError, UserInputError
 from unified_prompt.untrusted import load_npz
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.losses import batch_loss
@@ -46,6 +46,16 @@ class PaddleTrainSession(TrainSession):
         self.trainable_params = int(sum(int(np.prod(p.shape)) for p in self.params))
         extra = 0 if setup.method.method == "full" else self.trainable_params
         self.total_params = int(base.total_params) + extra
+        world = setup.world
+        self.world = world if world is not None and world.size > 1 else None
+        if getattr(setup.method, "parallel", "ddp") == "fsdp":
+            from unified_prompt_paddle.distributed import FSDP_REFUSAL
+
+            raise CapabilityError(f"finetune.parallel fsdp: {FSDP_REFUSAL}")
+        if self.world is not None:
+            from unified_prompt_paddle.distributed import broadcast_params
+
+            broadcast_params(self.params)
         self.optimizer = pd.optimizer.AdamW(
             learning_rate=setup.method.learning_rate, parameters=self.params,
             weight_decay=setup.method.weight_decay, beta1=0.9, beta2=0.999, epsilon=1e-8)
@@ -66,6 +76,12 @@ class PaddleTrainSession(TrainSession):
                 return float(batch_loss(self.model, self.setup, batch).numpy())
         finally:
             self.model.train(training)
+
+    def sync_gradients(self) -> None:
+        if self.world is not None:
+            from unified_prompt_paddle.distributed import sum_gradients
+
+            sum_gradients(self.params)
 
     def optimizer_step(self, lr: float, max_grad_norm: float | None) -> float | None:
         pd = paddle()

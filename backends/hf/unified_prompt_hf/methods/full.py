@@ -20,8 +20,9 @@ from unified_prompt_hf.methods.files import write_meta
 class Full(MethodState):
     name = "full"
 
-    def save_adapter(self, path: Path) -> None:
-        self.handle.module.save_pretrained(str(path))
+    def save_adapter(self, path: Path, state_dict: dict | None = None) -> None:
+        """`state_dict`: the whole weights when the module's own are sharded (FSDP)."""
+        self.handle.module.save_pretrained(str(path), state_dict=state_dict)
         self.handle.codec.tokenizer.save_pretrained(str(path))
         write_meta(path, self.name, peft_files=False)
 
