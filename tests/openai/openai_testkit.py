@@ -271,9 +271,10 @@ def _explain(exc: BaseException) -> str:
 
 # -- servers -------------------------------------------------------------------------
 @contextmanager
-def serve(**settings: Any) -> Iterator[Any]:
+def serve(outer: Any = None, **settings: Any) -> Iterator[Any]:
     """A real uvicorn server on a free 127.0.0.1 port around create_app(ServeConfig(...)),
-    with a Recorder outside it; yields the ServerThread (`.recorder` attached)."""
+    with a Recorder outside it (and `outer(recorder)` outside that: a host emulation, see
+    hostkit.py); yields the ServerThread (`.recorder` attached)."""
     from unified_prompt_openai.server.config import ServeConfig
     from unified_prompt_openai.server.run import ServerThread
 
@@ -282,9 +283,9 @@ def serve(**settings: Any) -> Iterator[Any]:
     settings.setdefault("api_key", API_KEY)
     recorders: list[Recorder] = []
 
-    def wrap(app: Any) -> Recorder:
+    def wrap(app: Any) -> Any:
         recorders.append(Recorder(app))
-        return recorders[0]
+        return outer(recorders[0]) if outer is not None else recorders[0]
 
     with ServerThread(ServeConfig(**settings), wrap=wrap) as srv:
         srv.recorder = recorders[0]
