@@ -229,6 +229,8 @@ def test_the_host_table_drives_defaults_and_matches_the_readme():
         == "https://r.openai.azure.com/openai/v1"
     with pytest.raises(ValueError, match="base_url or azure"):
         OpenAIOptions(base_url="http://x/v1", azure={"endpoint": "https://r.openai.azure.com"})
+    with pytest.raises(ValueError, match="batch: true is not supported with azure"):
+        OpenAIOptions(azure={"endpoint": "https://r.openai.azure.com"}, batch=True)
     readme = (kit.DATA.parents[2] / "backends" / "openai" / "README.md").read_text()
     assert markdown_table() in readme, "README's host table is generated from KNOWN_HOSTS"
     assert len(KNOWN_HOSTS) == markdown_table().count("\n") - 1
