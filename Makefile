@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml constraints.txt $(BACKENDS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -c constraints.txt -e '.[models,dev]' $(foreach b,$(BACKENDS),-e $(dir $(b)))
+	$(PIP) install -q -c constraints.txt -e '.[models,dev,mlflow]' $(foreach b,$(BACKENDS),-e $(dir $(b)))
 	$(PIP) install -q --no-deps $(ASSETS)
 	touch $(STAMP)
 

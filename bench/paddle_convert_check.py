@@ -18,7 +18,15 @@ import time
 import warnings
 from pathlib import Path
 
-from compare_runs import compare, read_jsonl  # bench/, beside this script
+from unified_prompt.portability.compare import Tolerance, compare_pair
+from unified_prompt.run_record import RunRecord, read_jsonl
+
+
+def compare(name: str, reference: list[dict], rows: list[dict]) -> None:
+    """`rows` against `reference` by example id, as `unified-prompt compare` reports it."""
+    pair = compare_pair(RunRecord(None, {}, reference, label="original"),
+                        RunRecord(None, {}, rows, label=name), Tolerance())
+    print(pair.summary())
 
 
 def evaluate(backend_name: str, adapter: Path, spec_data: dict, limit: int | None) -> list[dict]:

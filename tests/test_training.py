@@ -8,7 +8,7 @@ import pytest
 from unified_prompt.config import LoraSpec
 from unified_prompt.registry import create_backend
 from unified_prompt.testing.conformance import BackendConformance, synthetic_examples
-from unified_prompt.training import Plan, Trainer, epoch_order, lr_at, step_batches
+from unified_prompt.training import Trainer, TrainPlan, epoch_order, lr_at, step_batches
 
 
 class FakeSuite(BackendConformance):
@@ -17,7 +17,7 @@ class FakeSuite(BackendConformance):
 
 def plan(**kw):
     spec = LoraSpec(method="lora", **kw)
-    return spec, Plan.build(spec, 20, has_dev=True)
+    return spec, TrainPlan.build(spec, 20, has_dev=True)
 
 
 def test_plan_and_lr_schedule():

@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "Experiment": "unified_prompt.runner",
-    "RunResult": "unified_prompt.runner",
-    "load_result": "unified_prompt.runner",
-    "Predictor": "unified_prompt.runner",
+    "RunResult": "unified_prompt.result",
+    "load_result": "unified_prompt.result",
+    "Predictor": "unified_prompt.prediction",
     "ExperimentSpec": "unified_prompt.config",
     "load_spec": "unified_prompt.config",
     "Template": "unified_prompt.prompts.template",
@@ -42,11 +42,13 @@ if TYPE_CHECKING:
     from unified_prompt.data.loaders import load_file
     from unified_prompt.data.resolve import load_splits
     from unified_prompt.errors import UnifiedPromptError
+    from unified_prompt.prediction import Predictor
     from unified_prompt.prompts.template import Template
     from unified_prompt.prompts.verbalizer import Verbalizer
     from unified_prompt.registry import available as available_backends
     from unified_prompt.registry import create_backend
-    from unified_prompt.runner import Experiment, Predictor, RunResult, load_result
+    from unified_prompt.result import RunResult, load_result
+    from unified_prompt.runner import Experiment
     from unified_prompt.search.run import run_search
 
 

@@ -8,6 +8,8 @@ trained with, the method and its settings, and the metrics it reached.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +51,9 @@ def spec_for_adapter(spec: ExperimentSpec, path: str | Path | None = None
     """The spec to evaluate an adapter (`path`, else eval.adapter) with: its method settings
     shape the prompt (soft tokens), so finetune.method none adopts the manifest's and
     another method must match."""
-    from unified_prompt.config import LOCAL_METHODS, build_spec
+    from unified_prompt.config import build_spec
     from unified_prompt.errors import ConfigError
+    from unified_prompt.methods import LOCAL_METHODS
 
     where = Path(str(path if path is not None else spec.eval.adapter))
     manifest = read_manifest(where)
@@ -78,3 +81,19 @@ def check_base_model(manifest: dict[str, Any], checksum: str | None, model: str,
             f"eval.adapter: {adapter} was trained on base model "
             f"{manifest['base_model'].get('name')!r} (checksum {trained_on[:12]}...), but "
             f"backend.model {model!r} has checksum {checksum[:12]}...")
+
+
+@dataclass(frozen=True)
+class AdapterConverter:
+    """Converts adapter folders between backends' formats. A backend that can registers one
+    under the `unified_prompt.converters` entry-point group, so the core (matrix --convert)
+    finds it by name without importing the backend.
+
+    `convert(src, dst, to, *, overwrite)` writes the adapter at `src` in backend `to`'s
+    format at `dst` (with its manifest) and returns `dst`."""
+
+    pairs: frozenset[tuple[str, str]]
+    convert: Callable[..., Path]
+
+    def can(self, source: str, target: str) -> bool:
+        return (source, target) in self.pairs

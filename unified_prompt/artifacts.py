@@ -186,8 +186,10 @@ class RunDir:
             keep = data[: data.rfind(b"\n") + 1]
             atomic_write_text(path, keep.decode("utf-8"))
 
-    def log_event(self, kind: str, **data: Any) -> None:
-        append_jsonl(self.file(self.EVENTS), {"time": round(time.time(), 3), "type": kind, **data})
+    def log_event(self, kind: str, **data: Any) -> dict[str, Any]:
+        event = {"time": round(time.time(), 3), "type": kind, **data}
+        append_jsonl(self.file(self.EVENTS), event)
+        return event
 
     def events(self) -> list[dict[str, Any]]:
         path = self.file(self.EVENTS)

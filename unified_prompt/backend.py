@@ -11,6 +11,7 @@ backends` and `validate` read the class attributes below without loading torch o
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from unified_prompt.boundary import BACKEND_ACTIONS, SESSION_ACTIONS, guard_class
 from unified_prompt.errors import CapabilityError, ConfigError
 
 if TYPE_CHECKING:
@@ -58,11 +60,15 @@ class Capabilities:
     notes: tuple[str, ...] = ()
 
     def supports_method(self, method: str) -> bool:
-        if method == "none":
-            return True
-        if method == "hosted":
-            return bool(self.hosted_finetune)
-        return method in self.methods
+        from unified_prompt.methods import supported
+
+        return supported(method, self.methods, self.hosted_finetune)
+
+    def require_method(self, method: str, backend: str) -> None:
+        """CapabilityError unless this backend can run `method` (see methods.check_supported)."""
+        from unified_prompt.methods import check_supported
+
+        check_supported(method, backend=backend, local=self.methods, hosted=self.hosted_finetune)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,11 +187,20 @@ class WorkPlan:
 
 
 class TrainSession(ABC):
-    """A model being trained. The core's loop calls these; the backend owns the tensors."""
+    """A model being trained. The core's loop calls these; the backend owns the tensors.
+
+    Subclasses' methods run inside the core's error boundary (unified_prompt.boundary);
+    `backend_name` (set by Backend.start_training) names the backend in its messages.
+    """
 
     model: Any
     trainable_params: int
     total_params: int
+    backend_name: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_class(cls, SESSION_ACTIONS, _session_owner)
 
     @abstractmethod
     def forward_backward(self, batch: Sequence[TrainItem], weight: float = 1.0) -> float:
@@ -260,12 +275,52 @@ class BackendOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _session_owner(session: TrainSession) -> str:
+    return session.backend_name or type(session).__name__
+
+
+def _checking_method(start_training: Callable[..., TrainSession]) -> Callable[..., TrainSession]:
+    """start_training that refuses an undeclared method before the backend sees it, and
+    tags the session with the backend's name (for its error messages)."""
+
+    @functools.wraps(start_training)
+    def start(self: Backend, model: Any, setup: TrainSetup) -> TrainSession:
+        self.capabilities.require_method(setup.method.method, self.name)
+        session = start_training(self, model, setup)
+        if isinstance(session, TrainSession) and session.backend_name is None:
+            session.backend_name = self.name
+        return session
+
+    start._checks_method = True  # type: ignore[attr-defined]
+    return start
+
+
+def _backend_owner(backend: Backend) -> str:
+    return backend.name
+
+
 class Backend(ABC):
-    """One framework. Subclasses set `name`, `capabilities` and `Options`."""
+    """One framework. Subclasses set `name`, `capabilities` (what the backend can do at all,
+    read before any model loads) and `Options`; `model_capabilities(model)` answers for
+    one loaded model.
+
+    The primitives a subclass defines run inside the core's error boundary
+    (unified_prompt.boundary): whatever the framework raises leaves as a core error.
+    """
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every backend's primitives run inside the core's error boundary, and its
+        start_training refuses a method the backend does not declare before the backend
+        sees it (the one place a method meets a backend)."""
+        super().__init_subclass__(**kwargs)
+        guard_class(cls, BACKEND_ACTIONS, _backend_owner)
+        own = cls.__dict__.get("start_training")
+        if own is not None and not getattr(own, "_checks_method", False):
+            cls.start_training = _checking_method(own)  # type: ignore[method-assign]
 
     def __init__(self, options: BackendOptions | dict[str, Any] | None = None) -> None:
         if options is None or isinstance(options, dict):
@@ -284,6 +339,11 @@ class Backend(ABC):
 
     @abstractmethod
     def model_info(self, model: Any) -> ModelInfo: ...
+
+    def model_capabilities(self, model: Any) -> Capabilities:
+        """What this backend can do with `model`: `capabilities`, unless the model narrows
+        them (a hosted model that cannot score label words is evaluated by generating)."""
+        return self.capabilities
 
     # -- inference -------------------------------------------------------------------
     def score(self, model: Any, prompts: Sequence[Rendered], words: Sequence[str], *,

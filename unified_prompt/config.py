@@ -8,22 +8,32 @@ keys (`backend.name: hf`, `finetune.method: lora`), so one file runs on every ba
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from unified_prompt.errors import ConfigError, TemplateError
+from unified_prompt.methods import (  # noqa: F401 - re-exported: the spec's public names
+    LOCAL_METHODS,
+    METHODS,
+    SOFT_SLOT_METHODS,
+    FinetuneSpec,
+    FullSpec,
+    HostedSpec,
+    LoraSpec,
+    NoFinetune,
+    PrefixTuningSpec,
+    PromptTuningSpec,
+    PTuningSpec,
+    TrainSpec,
+)
+from unified_prompt.strict import Strict
 
 Split = Literal["train", "dev", "test"]
 Task = Literal["classification", "generation"]
 #: How label scores are calibrated (unified_prompt.prompts.calibration).
 CalibrationMethod = Literal["none", "contextual", "batch"]
-METHODS = ("none", "prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full", "hosted")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 # -- backend -------------------------------------------------------------------------
@@ -149,105 +159,7 @@ class PromptSpec(Strict):
         return v
 
 
-# -- finetune ------------------------------------------------------------------------
-class TrainSpec(Strict):
-    """Hyperparameters every local training method shares."""
-
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="Overrides epochs when set.")
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lr: float | None = Field(None, gt=0, description="Default depends on the method.")
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_ratio: float = Field(0.06, ge=0, le=1)
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    eval_every: int | None = Field(None, ge=1, description="Steps between dev evaluations.")
-    eval_limit: int | None = Field(200, ge=1, description="Dev examples used during training.")
-    keep_best: bool = True
-    early_stopping_patience: int | None = Field(None, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
-    gradient_checkpointing: bool = False
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    seed: int | None = Field(None, description="Defaults to the experiment seed.")
-    train_limit: int | None = Field(None, ge=1, description="Use only this many training examples.")
-
-    default_lr: ClassVar[float] = 1e-4
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else self.default_lr
-
-
-class NoFinetune(Strict):
-    method: Literal["none"] = "none"
-
-
-class PromptTuningSpec(TrainSpec):
-    method: Literal["prompt_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
-    init: Literal["text", "vocab", "random"] = "vocab"
-    init_text: str | None = None
-    default_lr: ClassVar[float] = 3e-2
-
-    @model_validator(mode="after")
-    def _text_init(self) -> PromptTuningSpec:
-        if self.init == "text" and not self.init_text:
-            raise ValueError("init: text needs init_text")
-        return self
-
-
-class PTuningSpec(TrainSpec):
-    method: Literal["p_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
-    encoder: Literal["mlp", "lstm"] = "mlp"
-    encoder_hidden: int = Field(128, ge=1)
-    default_lr: ClassVar[float] = 1e-2
-
-
-class PrefixTuningSpec(TrainSpec):
-    method: Literal["prefix_tuning"]
-    num_virtual_tokens: int = Field(20, ge=1)
-    projection: bool = False
-    projection_hidden: int = Field(256, ge=1)
-    default_lr: ClassVar[float] = 1e-2
-
-
-class LoraSpec(TrainSpec):
-    method: Literal["lora"]
-    r: int = Field(8, ge=1)
-    alpha: float = Field(16, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | None = Field(None, description="Default: chosen per architecture.")
-    default_lr: ClassVar[float] = 5e-4
-
-
-class FullSpec(TrainSpec):
-    method: Literal["full"]
-    default_lr: ClassVar[float] = 2e-5
-
-
-class HostedSpec(Strict):
-    """A fine-tuning job run by the hosted API."""
-
-    method: Literal["hosted"]
-    kind: Literal["supervised", "dpo"] = "supervised"
-    n_epochs: int | Literal["auto"] = "auto"
-    batch_size: int | Literal["auto"] = "auto"
-    learning_rate_multiplier: float | Literal["auto"] = "auto"
-    beta: float | Literal["auto"] | None = None
-    suffix: str | None = Field(None, max_length=64)
-    validation: bool = Field(True, description="Upload the dev split as the validation file.")
-    poll_seconds: float = Field(10.0, gt=0)
-    train_limit: int | None = Field(None, ge=10)
-    seed: int | None = None
-
-
-FinetuneSpec = Annotated[
-    NoFinetune | PromptTuningSpec | PTuningSpec | PrefixTuningSpec | LoraSpec | FullSpec | HostedSpec,
-    Field(discriminator="method"),
-]
-LOCAL_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full")
+# -- finetune: the methods' spec classes and their registry live in unified_prompt.methods
 
 
 # -- eval / budget -------------------------------------------------------------------
@@ -271,6 +183,28 @@ class BudgetSpec(Strict):
     max_cost_usd: float | None = Field(None, ge=0)
 
 
+class MlflowSpec(Strict):
+    uri: str | None = Field(None, description="Tracking URI; default: a sqlite store beside the "
+                            "run directory (sqlite:///<its parent>/mlflow.db).")
+    experiment: str | None = Field(None, description="Default: the spec's name, else "
+                                   "'unified-prompt'.")
+
+
+class TrackingSpec(Strict):
+    """Where a run's event stream is mirrored besides events.jsonl (never breaks a run)."""
+
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tensorboard.")
+    mlflow: MlflowSpec | None = Field(None, description="Log params, metrics and the run "
+                                      "directory to MLflow (pip install 'unified-prompt[mlflow]').")
+
+    @field_validator("mlflow", mode="before")
+    @classmethod
+    def _mlflow_shorthand(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        return None if v is False else v
+
+
 class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
@@ -281,6 +215,7 @@ class ExperimentSpec(Strict):
     finetune: FinetuneSpec = Field(default_factory=NoFinetune)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="after")
     def _coherent(self) -> ExperimentSpec:
@@ -299,9 +234,10 @@ class ExperimentSpec(Strict):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         method = self.finetune.method
-        if template.soft_slots and method not in ("prompt_tuning", "p_tuning"):
-            raise ValueError("prompt.template has {soft} slots, which only prompt_tuning or "
-                             f"p_tuning train (finetune.method is {method!r})")
+        if template.soft_slots and not METHODS[method].soft_slots:
+            raise ValueError("prompt.template has {soft} slots, which only "
+                             f"{' or '.join(SOFT_SLOT_METHODS)} train (finetune.method is "
+                             f"{method!r})")
         return self
 
     @property

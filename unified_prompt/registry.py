@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from unified_prompt.errors import BackendError, BackendNotInstalledError
 
 if TYPE_CHECKING:
+    from unified_prompt.adapters import AdapterConverter
     from unified_prompt.backend import Backend
 
 GROUP = "unified_prompt.backends"
@@ -49,3 +50,21 @@ def create_backend(name: str, options: dict[str, Any] | None = None) -> Backend:
     """An instance of the named backend with validated options."""
     cls = backend_class(name)
     return cls(cls.parse_options(options or {}))
+
+
+CONVERTERS = "unified_prompt.converters"
+
+
+def adapter_converter(source: str, target: str) -> AdapterConverter | None:
+    """The installed converter from backend `source`'s adapter format to `target`'s, if any
+    (only converters' modules are imported, never a backend's framework)."""
+    from unified_prompt.adapters import AdapterConverter
+
+    for ep in entry_points(group=CONVERTERS):
+        try:
+            converter = ep.load()
+        except ImportError:
+            continue
+        if isinstance(converter, AdapterConverter) and converter.can(source, target):
+            return converter
+    return None

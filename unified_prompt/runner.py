@@ -1,189 +1,51 @@
 """The experiment algorithm, written once: zero-shot, few-shot in context, train then
-evaluate, predict; classification and generation; local training and hosted jobs.
+evaluate; classification and generation; local training and hosted jobs.
 
     result = Experiment.from_yaml("examples/sentiment.yaml").run(backend="paddle")
 
-The CLI is a thin layer over this: `unified-prompt run` prints the same RunResult.
+The CLI is a thin layer over this: `unified-prompt run` prints the same RunResult. The
+pieces a run is made of have their own modules (evaluation, local_training, result,
+report, prediction); their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import resource
 import secrets
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unified_prompt.adapters import MANIFEST, check_base_model, spec_for_adapter, write_manifest
+from unified_prompt.adapters import check_base_model, spec_for_adapter, write_manifest
 from unified_prompt.artifacts import (
     RunDir,
     atomic_dir,
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
-    drop_redacted,
-    read_json,
     spec_yaml,
 )
-from unified_prompt.backend import Backend, GenerationParams, TrainSetup, WorkPlan
-from unified_prompt.config import LOCAL_METHODS, ExperimentSpec, build_spec, load_spec
+from unified_prompt.backend import Backend, TrainSetup, WorkPlan
+from unified_prompt.config import ExperimentSpec, build_spec, load_spec
 from unified_prompt.data.example import Example
 from unified_prompt.data.resolve import Splits, load_splits
-from unified_prompt.errors import CapabilityError, JobFailedError, UnifiedPromptError
-from unified_prompt.jobs import JobCancelledError, JobEvent, LocalJob
-from unified_prompt.metrics import check_metric_names, classification_metrics, generation_metrics
-from unified_prompt.progress import bar
+from unified_prompt.errors import CapabilityError, JobFailedError
+from unified_prompt.evaluation import LABEL_TOKENS, Evaluator
+from unified_prompt.figures.run import add_run_figures
+from unified_prompt.jobs import JobEvent
+from unified_prompt.local_training import TrainCallbacks, train_locally
+from unified_prompt.methods import METHODS
+from unified_prompt.metrics import check_metric_names
+from unified_prompt.prediction import Predictor
 from unified_prompt.prompts.builder import PromptBuilder
-from unified_prompt.prompts.calibration import calibrated
-from unified_prompt.prompts.segments import Rendered
-from unified_prompt.prompts.verbalizer import WordScores
 from unified_prompt.registry import create_backend
+from unified_prompt.report import render_report
+from unified_prompt.result import RunResult, load_result, peak_rss_mb
+from unified_prompt.tracking import Tracking
 
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
-
-
-@dataclass
-class RunResult:
-    """What a run produced; `metrics` is exactly what metrics.json holds."""
-
-    metrics: dict[str, Any]
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    run_dir: Path | None = None
-    plan: dict[str, Any] | None = None
-
-    @property
-    def scores(self) -> dict[str, float]:
-        return dict(self.metrics.get("metrics", {}))
-
-    def summary(self) -> str:
-        m = self.metrics
-        if self.plan is not None:
-            lines = [f"dry run: {m.get('backend')} / {m.get('model')} / {m.get('method')}"]
-            lines += [f"  {k}: {v}" for k, v in self.plan.items()]
-            return "\n".join(lines)
-        scores = "  ".join(f"{k}={v:.4f}" for k, v in self.scores.items())
-        lines = [f"{m['backend']} / {m['model']} / {m['method']} on {m['task']} "
-                 f"{m.get('dataset') or ''} {m['split']} (n={m['n_examples']})".replace("  ", " "),
-                 f"  {scores}",
-                 f"  trainable {m['trainable_params']:,} of {m['total_params'] or 0:,} params; "
-                 f"train {m['train_seconds']:.1f}s, eval {m['eval_seconds']:.1f}s; "
-                 f"peak RSS {m.get('peak_rss_mb', 0):.0f} MB"]
-        if m.get("usage"):
-            lines.append("  usage: " + ", ".join(f"{k}={v}" for k, v in m["usage"].items()))
-        if self.run_dir:
-            lines.append(f"  run directory: {self.run_dir}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "run_dir": str(self.run_dir) if self.run_dir else None}
-
-
-def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-#: Tokens generated per prompt to read a label from when a backend cannot score.
-LABEL_TOKENS = 16
-
-
-class Evaluator:
-    """Scores or generates for a list of examples with one backend and model."""
-
-    def __init__(self, backend: Backend, builder: PromptBuilder, spec: ExperimentSpec,
-                 progress: bool | None = None) -> None:
-        self.backend = backend
-        self.builder = builder
-        self.spec = spec
-        self.progress = progress
-        self._prior = None
-
-    # -- primitives with progress ----------------------------------------------------
-    def word_scores(self, model: Any, prompts: Sequence[Rendered], desc: str) -> WordScores:
-        assert self.builder.verbalizer is not None
-        with bar(len(prompts), desc, self.progress) as pb:
-            return self.backend.score(model, prompts, self.builder.verbalizer.flat_words,
-                                      batch_size=self.spec.eval.batch_size, progress=pb.update)
-
-    def label_scores(self, model: Any, prompts: Sequence[Rendered], desc: str = "score"):
-        """(n, labels) label log-scores, from word scores, or parsed generations when the
-        backend cannot score."""
-        import numpy as np
-
-        verbalizer = self.builder.verbalizer
-        assert verbalizer is not None
-        if not self.backend.capabilities.score:
-            texts = self.generate(model, prompts, desc, max_new_tokens=LABEL_TOKENS)
-            out = np.full((len(prompts), len(verbalizer.labels)), -1e9)
-            for i, text in enumerate(texts):
-                label = verbalizer.parse(text)
-                if label is not None:
-                    out[i, verbalizer.label_index(label)] = 0.0
-            return out
-        scores = self.word_scores(model, prompts, desc)
-        return verbalizer.label_scores(scores, self.spec.prompt.word_score)
-
-    def label_logprobs(self, model: Any, examples: Sequence[Example], desc: str = "score"):
-        """(n, labels) label log-probabilities for `examples`, calibrated as the spec says
-        (the batch prior comes from these examples: pass many at once)."""
-        scores = self.label_scores(model, self.builder.render(examples), desc)
-        method = self.spec.prompt.calibration.method
-        ref = (self.label_scores(model, self.builder.content_free(), "calibrate")
-               if method == "contextual" else None)
-        return calibrated(scores, method, ref)
-
-    def generate(self, model: Any, prompts: Sequence[Rendered], desc: str,
-                 max_new_tokens: int | None = None) -> list[str]:
-        params = GenerationParams(max_new_tokens=max_new_tokens or self.spec.eval.max_new_tokens,
-                                  seed=self.spec.seed)
-        with bar(len(prompts), desc, self.progress) as pb:
-            return self.backend.generate(model, prompts, params,
-                                         batch_size=self.spec.eval.batch_size, progress=pb.update)
-
-    # -- whole evaluations -----------------------------------------------------------
-    def classify(self, model: Any, examples: Sequence[Example], desc: str = "eval",
-                 metric_names: Sequence[str] | None = None
-                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        import numpy as np
-
-        verbalizer = self.builder.verbalizer
-        assert verbalizer is not None
-        scores = self.label_logprobs(model, examples, desc)
-        pred_idx = np.argmax(scores, axis=1)
-        preds = [verbalizer.labels[i] for i in pred_idx]
-        gold = [ex.label or "" for ex in examples]
-        metrics = classification_metrics(gold, preds, verbalizer.labels,
-                                         metric_names or self.spec.metrics)
-        probs = np.exp(scores)
-        rows = [{"id": ex.id, "label": ex.label, "prediction": p, "correct": ex.label == p,
-                 "scores": {lab: round(float(probs[i, j]), 6)
-                            for j, lab in enumerate(verbalizer.labels)}}
-                for i, (ex, p) in enumerate(zip(examples, preds, strict=False))]
-        return metrics, rows
-
-    def generate_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
-                      metric_names: Sequence[str] | None = None
-                      ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        prompts = self.builder.render(examples)
-        hyps = [h.strip() for h in self.generate(model, prompts, desc)]
-        refs = [ex.target or "" for ex in examples]
-        metrics = generation_metrics(refs, hyps, metric_names or self.spec.metrics)
-        rows = [{"id": ex.id, "target": r, "prediction": h}
-                for ex, r, h in zip(examples, refs, hyps, strict=False)]
-        return metrics, rows
-
-    def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
-                 metric_names: Sequence[str] | None = None
-                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        if self.spec.task == "classification":
-            return self.classify(model, examples, desc, metric_names)
-        return self.generate_eval(model, examples, desc, metric_names)
+__all__ = ["LABEL_TOKENS", "Evaluator", "Experiment", "Predictor", "RunResult", "load_result",
+           "peak_rss_mb", "render_report"]
 
 
 class Experiment:
@@ -229,10 +91,11 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
+        self.tracking = Tracking(spec, self.run)  # sinks of the event stream (TensorBoard, MLflow)
 
     def log(self, kind: str, **data: Any) -> None:
         if self.run is not None:
-            self.run.log_event(kind, **data)
+            self.tracking.publish(self.run.log_event(kind, **data))
 
     def config_yaml(self) -> str:
         return spec_yaml(self.spec)
@@ -257,6 +120,7 @@ class _Run:
                     self.run.discard_if_empty()
                 raise
         finally:
+            self.tracking.close()
             if self.backend is not None:
                 self.backend.close()
 
@@ -268,11 +132,7 @@ class _Run:
         backend = create_backend(spec.backend.name, spec.backend.options_for())
         self.backend = backend
         caps = backend.capabilities
-        method = spec.finetune.method
-        if not caps.supports_method(method):
-            have = ", ".join(sorted(caps.methods | ({"hosted"} if caps.hosted_finetune else set())))
-            raise CapabilityError(f"backend {backend.name!r} cannot train finetune.method "
-                                  f"{method!r} (it can: {have or 'nothing'})")
+        caps.require_method(spec.finetune.method, backend.name)
         if spec.task == "generation" and not caps.generate:
             raise CapabilityError(f"backend {backend.name!r} cannot generate text")
         backend.set_budget(spec.budget)
@@ -329,14 +189,14 @@ class _Run:
         model = backend.load_model(spec.backend.model)
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
-        method = spec.finetune.method
+        runs = METHODS[spec.finetune.method].runs
         if self.adapter_manifest is not None:
             model, trainable = self._load_saved_adapter(backend, model, info)
             training = {"adapter": str(spec.eval.adapter)}
-        elif method in LOCAL_METHODS:
+        elif runs == "local":
             model, trainable, train_seconds, training = self._train_local(
                 backend, model, builder, splits, resuming)
-        elif method == "hosted":
+        elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
         evaluator = Evaluator(backend, builder, spec, self.progress)
         started = time.perf_counter()
@@ -357,7 +217,8 @@ class _Run:
         result = RunResult(metrics, rows, self.run.path if self.run else None)
         if self.run is not None:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
-            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec))
+            atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec)
+                              + add_run_figures(self.run.path, metrics, rows, self.log))
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
             self.log("finish", metrics=scores)
         return result
@@ -373,8 +234,6 @@ class _Run:
     # -- local training --------------------------------------------------------------
     def _train_local(self, backend: Backend, model: Any, builder: PromptBuilder,
                      splits: Splits, resuming: bool) -> tuple[Any, int, float, dict[str, Any]]:
-        from unified_prompt.training import Trainer
-
         spec = self.spec
         ft = spec.finetune
         state = self.run.read_state() if self.run else {}
@@ -398,38 +257,17 @@ class _Run:
             word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
             work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None)
         session = backend.start_training(model, setup)
-        trainer_ref: dict[str, Any] = {}
 
         def evaluate() -> dict[str, float]:
             return evaluator.evaluate(session.model, dev, "dev", [metric])[0]
 
-        trainer = Trainer(session, items, ft, seed=seed, evaluate=evaluate if dev else None,
-                          metric=metric, checkpoint_dir=setup.work_dir, log=self.log,
-                          progress=self.progress)
-        trainer_ref["plan"] = trainer.plan
-
-        def work(ctx: Any) -> dict[str, Any]:
-            try:
-                outcome = trainer.run(ctx, resume=resuming)
-            except JobCancelledError:
-                trainer.save_now()
-                raise
-            return outcome.__dict__
-
-        job = LocalJob(f"local-{secrets.token_hex(4)}", work)
-        try:
-            status = job.wait()
-        except KeyboardInterrupt:
-            job.cancel()
-            job.wait()
-            raise
-        if job.exception is not None:
-            raise job.exception
-        if status.value != "succeeded":
-            raise JobFailedError(f"training {status.value}: {job.error}")
-        outcome = job.result
-        training = {"steps": outcome["steps"], "best_dev": outcome["best_metric"],
-                    "best_step": outcome["best_step"], "stopped_early": outcome["stopped_early"],
+        callbacks = TrainCallbacks(log=self.log, evaluate=evaluate if dev else None,
+                                   metric=metric)
+        outcome = train_locally(session, items, ft, callbacks, seed=seed,
+                                checkpoint_dir=setup.work_dir, resume=resuming,
+                                progress=self.progress)
+        training = {"steps": outcome.steps, "best_dev": outcome.best_metric,
+                    "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
                     "train_examples": len(items), "lr": ft.learning_rate}
         if adapter_dir is not None:
             with atomic_dir(adapter_dir) as tmp:
@@ -442,11 +280,11 @@ class _Run:
                     tokenizer_checksum=info.tokenizer_checksum,
                     template=builder.template.source,
                     verbalizer=verbalizer.to_dict() if verbalizer else None,
-                    word_score=spec.prompt.word_score, dev_metrics=outcome["history"][-1:],
+                    word_score=spec.prompt.word_score, dev_metrics=outcome.history[-1:],
                     trainable_params=session.trainable_params)
             self.run.write_state(training_done=True, trainable_params=session.trainable_params,
-                                 train_seconds=outcome["train_seconds"], training=training)
-        return session.model, session.trainable_params, outcome["train_seconds"], training
+                                 train_seconds=outcome.train_seconds, training=training)
+        return session.model, session.trainable_params, outcome.train_seconds, training
 
     # -- hosted training -------------------------------------------------------------
     def _train_hosted(self, backend: Backend, builder: PromptBuilder,
@@ -512,119 +350,3 @@ def _versions(backend: Backend) -> dict[str, str]:
     return out
 
 
-def load_result(run_dir: str | Path) -> RunResult:
-    """A finished run read back from its directory."""
-    run = RunDir(run_dir)
-    if not run.finished:
-        raise UnifiedPromptError(f"{run_dir}: no metrics.json; the run did not finish")
-    metrics = read_json(run.file(RunDir.METRICS))
-    rows_path = run.file(RunDir.PREDICTIONS)
-    import json
-
-    rows = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x] \
-        if rows_path.exists() else []
-    return RunResult(metrics, rows, run.path)
-
-
-def render_report(result: RunResult, spec: ExperimentSpec) -> str:
-    m = result.metrics
-    lines = [f"# Run report: {spec.name or m['task']}", "",
-             "| | |", "|---|---|"]
-    for key in ("backend", "model", "method", "task", "dataset", "split", "n_examples", "seed",
-                "trainable_params", "total_params", "train_seconds", "eval_seconds",
-                "peak_rss_mb", "calibration", "demonstrations"):
-        if m.get(key) is not None:
-            lines.append(f"| {key} | {m[key]} |")
-    lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4f} |" for k, v in m["metrics"].items()]
-    lines += ["", "## Template", "", "```", m.get("template", ""), "```"]
-    if m.get("training"):
-        lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in m["training"].items()]
-    if m.get("usage"):
-        lines += ["", "## Usage", ""] + [f"- {k}: {v}" for k, v in m["usage"].items()]
-    lines += ["", "## First predictions", "", "| id | gold | prediction |", "|---|---|---|"]
-    for row in result.predictions[:8]:
-        gold = row.get("label", row.get("target", ""))
-        lines.append(f"| {row['id']} | {str(gold)[:60]} | {str(row['prediction'])[:60]} |")
-    return "\n".join(lines) + "\n"
-
-
-class Predictor:
-    """Predictions for new inputs from a finished run (its spec and adapter), for app code.
-
-        with Predictor.from_run("runs/lora") as p:
-            p.predict(["A gripping, beautiful film."])   # [{"label": "positive", "scores": {...}}]
-    """
-
-    def __init__(self, spec: ExperimentSpec, backend: Backend, model: Any,
-                 builder: PromptBuilder) -> None:
-        self.spec = spec
-        self.backend = backend
-        self.model = model
-        self.builder = builder
-        self.evaluator = Evaluator(backend, builder, spec, progress=False)
-
-    @classmethod
-    def from_spec(cls, spec: ExperimentSpec, *, adapter: str | Path | None = None) -> Predictor:
-        """The spec's model with `adapter`, else with the spec's eval.adapter, as `run`
-        evaluates it: finetune.method none adopts the adapter's method settings, and an
-        adapter trained on another base model is refused."""
-        if adapter is None and spec.eval.adapter:
-            adapter = spec.eval.adapter
-        manifest = None
-        if adapter is not None and (Path(adapter) / MANIFEST).exists():
-            spec, manifest = spec_for_adapter(spec, adapter)
-        pool: list[Example] = []
-        if spec.prompt.demonstrations.k:
-            pool = load_splits(spec.data, spec.task, spec.seed).train
-        builder = PromptBuilder(spec, pool)
-        backend = create_backend(spec.backend.name, spec.backend.options_for())
-        model = backend.load_model(spec.backend.model)
-        if adapter is not None:
-            if manifest is not None:
-                check_base_model(manifest, backend.model_info(model).checksum,
-                                 spec.backend.model, adapter)
-            model = backend.load_adapter(model, Path(adapter))
-        return cls(spec, backend, model, builder)
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path) -> Predictor:
-        import yaml
-
-        run = RunDir(run_dir)
-        data = yaml.safe_load(run.file(RunDir.CONFIG).read_text(encoding="utf-8"))
-        spec = build_spec(drop_redacted(data))
-        adapter = run.file(RunDir.ADAPTER)
-        state = run.read_state()
-        if state.get("fine_tuned_model"):
-            data = spec.model_dump(mode="json", exclude_none=True)
-            data["backend"]["model"] = state["fine_tuned_model"]
-            data["finetune"] = {"method": "none"}
-            spec = build_spec(data)
-        return cls.from_spec(spec, adapter=adapter if adapter.exists() else None)
-
-    def predict(self, inputs: Sequence[str | dict[str, str]]) -> list[dict[str, Any]]:
-        """A label with probabilities per input (classification), or generated text."""
-        examples = [Example(f"input-{i}", {"text": x} if isinstance(x, str) else dict(x))
-                    for i, x in enumerate(inputs)]
-        if self.spec.task == "generation":
-            prompts = self.builder.render(examples)
-            return [{"text": t.strip()} for t in self.evaluator.generate(self.model, prompts, "predict")]
-        verbalizer = self.builder.verbalizer
-        assert verbalizer is not None
-        import numpy as np
-
-        probs = np.exp(self.evaluator.label_logprobs(self.model, examples, "predict"))
-        return [{"label": verbalizer.labels[int(np.argmax(row))],
-                 "scores": {lab: round(float(p), 6) for lab, p in zip(verbalizer.labels, row,
-                                                                       strict=True)}}
-                for row in probs]
-
-    def close(self) -> None:
-        self.backend.close()
-
-    def __enter__(self) -> Predictor:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

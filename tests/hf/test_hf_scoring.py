@@ -99,9 +99,9 @@ def test_masked_scores_are_per_mask_log_probs(backend, bert):
 
 def test_soft_tokens_sit_where_the_template_puts_them(backend, llama):
     """A soft slot mid-template: scores equal a raw forward with the vectors spliced in."""
-    from unified_prompt_hf.adapters import _frozen_slot
     from unified_prompt_hf.handle import HFModel
     from unified_prompt_hf.methods.common import text_init
+    from unified_prompt_hf.methods.soft_adapter import frozen_slot as _frozen_slot
     from unified_prompt_hf.soft import SoftPrompts
 
     torch.manual_seed(0)

@@ -221,3 +221,21 @@ def test_a_batch_whose_input_cannot_be_read_fails_instead_of_hanging(server):
         time.sleep(0.05)
         batch = c.batches.retrieve(batch.id)
     assert batch.status == "failed" and batch.failed_at
+
+
+def test_capabilities_are_answered_per_model(server):
+    """A model's scoring mode narrows what the backend can do with it; the backend's own
+    capabilities (read before any model loads) stay as declared."""
+    from unified_prompt_openai.backend import CHAT_CAPABILITIES, OpenAIBackend
+
+    from unified_prompt.registry import create_backend
+
+    backend = create_backend("openai", kit.backend_options(server))
+    echo = backend.load_model("fake-tiny")
+    assert echo.scoring == "echo" and backend.capabilities is CHAT_CAPABILITIES
+    caps = backend.model_capabilities(echo)
+    assert caps.score and caps.exact_multi_token and caps.top_logprobs_limit is None
+    generating = OpenAIBackend(kit.backend_options(server, scoring="generate"))
+    assert not generating.model_capabilities(generating.load_model("fake-tiny")).score
+    backend.close()
+    generating.close()

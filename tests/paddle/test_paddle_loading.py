@@ -110,6 +110,16 @@ def test_unsupported_architecture_is_a_core_error(paddle_backend, tmp_path) -> N
         paddle_backend.load_model(str(folder))
 
 
+def test_errors_while_scoring_are_core_errors(paddle_backend, tiny_llama) -> None:
+    """Scoring is inside the core's boundary too (it used to leak paddle's errors raw)."""
+    from unified_prompt.errors import BackendError
+
+    broken = tiny_llama.derive(net=None)
+    with pytest.raises(BackendError, match=r"^paddle backend: scoring failed") as err:
+        paddle_backend.score(broken, [Template("{text} {mask}").render({"text": "x"})], ["a"])
+    assert isinstance(err.value.__cause__, AttributeError)
+
+
 def test_log_softmax_is_exact_and_fast() -> None:
     """forward.log_softmax replaces paddle's CPU kernel (seconds on a 49k vocabulary)."""
     import time

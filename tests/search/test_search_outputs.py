@@ -8,9 +8,11 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
+from matplotlib.image import imread
 
 from unified_prompt.cli import main
 from unified_prompt.errors import CapabilityError, RunDirectoryError, UserInputError
+from unified_prompt.figures.search import objective_points
 from unified_prompt.registry import available
 from unified_prompt.runner import Experiment
 from unified_prompt.search import run_search
@@ -51,9 +53,19 @@ def test_directory_and_best_spec_runs_as_is(spec, tmp_path):
     out = tmp_path / "out"
     result = run_search(spec, strategy="rl", budget=400, out=out, options=FAST["rl"])
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["best.yaml", "config.yaml", "report.md", "result.json", "search.jsonl"]
+    assert names == ["best.yaml", "config.yaml", "figures", "report.md", "result.json",
+                     "search.jsonl"]
     rows = [json.loads(x) for x in (out / "search.jsonl").read_text().splitlines()]
     assert rows == result.rows and rows[0]["origin"] == "original"
+    # the objective against calls spent: one point per uncached dev candidate, best so far
+    calls, values, best_calls, best_values = objective_points(rows)
+    dev = [r for r in rows if r["scope"] == "dev" and not r["cached"]]
+    assert len(calls) == len(dev) > 1 and calls == sorted(calls)
+    assert values == [r["accuracy"] for r in dev]
+    assert best_values[-1] == max(r["accuracy"] for r in dev) and best_calls[-1] == max(calls)
+    assert "![Dev objective against calls spent](figures/objective.png)" in \
+        (out / "report.md").read_text()
+    assert imread(out / "figures" / "objective.png").shape[:2] == (400, 700)
     assert all({"template", "verbalizer", "accuracy", "margin", "calls", "scope"} <= set(r)
                for r in rows)
     saved = json.loads((out / "result.json").read_text())

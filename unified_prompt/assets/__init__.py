@@ -21,13 +21,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from unified_prompt.assets.catalog import ModelInfo, known_models
+from unified_prompt.assets.catalog import CatalogEntry, known_models
 from unified_prompt.errors import ModelNotFoundError, UnifiedPromptError
 
 __all__ = [
     "CHECKSUMS_FILE",
     "MARKER_FILE",
-    "ModelInfo",
+    "CatalogEntry",
     "ModelVerificationError",
     "cache_root",
     "directory_checksum",
@@ -165,7 +165,7 @@ def directory_checksum(path: str | os.PathLike[str]) -> str:
 # --------------------------------------------------------------------------- conversion cache
 
 
-def _ensure_converted(info: ModelInfo, root: Path, *, progress: bool) -> Path:
+def _ensure_converted(info: CatalogEntry, root: Path, *, progress: bool) -> Path:
     """The converted folder for `info`, building it under a lock if it is missing or damaged."""
     source = info.source_path()
     source_sha = _source_sha256(info, source)
@@ -189,7 +189,7 @@ def _ensure_converted(info: ModelInfo, root: Path, *, progress: bool) -> Path:
 
 
 def _build(
-    info: ModelInfo, source: Path, source_sha: str, staging: Path, *, progress: bool
+    info: CatalogEntry, source: Path, source_sha: str, staging: Path, *, progress: bool
 ) -> None:
     """Convert into `staging`, check the source bytes were the expected ones, record checksums."""
     from unified_prompt.assets.gguf_convert import CONVERTER_VERSION, convert_gguf
@@ -287,7 +287,7 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _source_sha256(info: ModelInfo, source: Path) -> str:
+def _source_sha256(info: CatalogEntry, source: Path) -> str:
     """The source file's sha256 from its wheel's RECORD (instant), else by hashing the file.
 
     The RECORD value is checked against the real bytes whenever a conversion runs.

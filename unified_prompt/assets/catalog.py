@@ -15,7 +15,7 @@ from unified_prompt.errors import ModelNotFoundError
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class CatalogEntry:
     """One catalogued model: what it is and which installed file it is converted from."""
 
     alias: str
@@ -41,10 +41,10 @@ class ModelInfo:
         )
 
 
-_CATALOG: dict[str, ModelInfo] = {
+_CATALOG: dict[str, CatalogEntry] = {
     info.alias: info
     for info in (
-        ModelInfo(
+        CatalogEntry(
             alias="smollm2-135m",
             description="SmolLM2-135M-Instruct (HuggingFaceTB), a small chat-tuned Llama; "
             "Q4_1 GGUF dequantised to float32",
@@ -59,6 +59,6 @@ _CATALOG: dict[str, ModelInfo] = {
 }
 
 
-def known_models() -> dict[str, ModelInfo]:
+def known_models() -> dict[str, CatalogEntry]:
     """Alias -> catalogue entry (a copy, so callers cannot edit the catalogue)."""
     return dict(_CATALOG)

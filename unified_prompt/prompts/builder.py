@@ -8,19 +8,18 @@ from collections.abc import Sequence
 from unified_prompt.backend import TrainItem
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.data.example import Example
+from unified_prompt.methods import METHODS
 from unified_prompt.prompts.demos import DemoSelector
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.template import Template
 from unified_prompt.prompts.verbalizer import Verbalizer
-
-SOFT_METHODS = ("prompt_tuning", "p_tuning")
 
 
 def experiment_template(spec: ExperimentSpec) -> Template:
     """The spec's template; soft-prompt methods get a soft prefix if it has no {soft} slot."""
     template = Template(spec.prompt.template)
     ft = spec.finetune
-    if ft.method in SOFT_METHODS and not template.soft_slots:
+    if METHODS[ft.method].soft_slots and not template.soft_slots:
         init_text = getattr(ft, "init_text", None) if getattr(ft, "init", None) == "text" else None
         template = template.with_soft_prefix(ft.num_virtual_tokens, init_text)
     return template

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from unified_prompt.evaluation import LABEL_TOKENS, Evaluator
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.prompts.calibration import calibrated
 from unified_prompt.prompts.verbalizer import Verbalizer, WordScores
-from unified_prompt.runner import LABEL_TOKENS, Evaluator
 from unified_prompt.search.budget import Meter, Pricer
 from unified_prompt.search.candidate import Candidate
 
@@ -140,7 +140,7 @@ class Objective:
     # -- scoring -----------------------------------------------------------------------
     def _raw(self, spec: ExperimentSpec, builder: PromptBuilder, prompts: list) -> np.ndarray:
         assert builder.verbalizer is not None
-        if self.backend.capabilities.score:
+        if self.backend.model_capabilities(self.model).score:
             spend = self.pricer.score(prompts, len(builder.verbalizer.flat_words))
         else:
             spend = self.pricer.generate(prompts, LABEL_TOKENS)

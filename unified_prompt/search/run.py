@@ -21,10 +21,12 @@ from unified_prompt.backend import Backend
 from unified_prompt.config import ExperimentSpec, load_spec, spec_from_data
 from unified_prompt.data.resolve import Splits, load_splits
 from unified_prompt.errors import BudgetExceededError, DataError, UserInputError
+from unified_prompt.evaluation import Evaluator
+from unified_prompt.figures.search import search_section
 from unified_prompt.progress import bar
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
-from unified_prompt.runner import Evaluator, peak_rss_mb
+from unified_prompt.result import peak_rss_mb
 from unified_prompt.search.budget import BudgetExhausted, Meter, Pricer, SearchBudget, Spend
 from unified_prompt.search.candidate import Candidate
 from unified_prompt.search.capabilities import require
@@ -253,8 +255,9 @@ class _Search:
                 extras=ctx.extras, plan=None,
                 metric=spec.metrics[0] if spec.task == "generation" else "accuracy")
             if self.out is not None:
-                self.out.finish(best_yaml(result), render_report(result),
-                                result.to_dict())
+                report = render_report(result) + search_section(
+                    self.out.path, ctx.journal.rows, self.strategy.options.select_by)
+                self.out.finish(best_yaml(result), report, result.to_dict())
             return result
         except BaseException:
             if self.out is not None:

@@ -25,11 +25,10 @@ import pytest
 from unified_prompt.backend import Backend, GenerationParams, ModelKind, TrainSetup
 from unified_prompt.config import ExperimentSpec
 from unified_prompt.data.example import Example
-from unified_prompt.errors import CapabilityError, UnifiedPromptError
+from unified_prompt.errors import BackendError, CapabilityError, UnifiedPromptError
+from unified_prompt.methods import LOCAL_METHODS
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
-
-LOCAL_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full")
 
 #: Small, fast settings per method; lrs high enough to move a tiny model in a few steps.
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
@@ -110,10 +109,10 @@ class BackendConformance:
                           soft_slots=builder.template.soft_slots, total_steps=self.train_steps)
 
     def require_method(self, backend: Backend, model: Any, method: str) -> None:
-        if not backend.capabilities.supports_method(method):
+        if not backend.model_capabilities(model).supports_method(method):
             pytest.skip(f"backend {self.backend_name!r} does not declare method {method!r}")
         kind = backend.model_info(model).kind
-        if kind not in backend.capabilities.model_kinds:
+        if kind not in backend.model_capabilities(model).model_kinds:
             pytest.skip(f"model kind {kind.value} not supported")
 
     def train(self, backend: Backend, model: Any, method: str, steps: int | None = None,
@@ -136,11 +135,11 @@ class BackendConformance:
 
     def test_model_info(self, backend: Backend, model: Any) -> None:
         info = backend.model_info(model)
-        assert info.kind in backend.capabilities.model_kinds
+        assert info.kind in backend.model_capabilities(model).model_kinds
         assert info.total_params is None or info.total_params > 0
 
     def test_scores_are_finite_and_shaped(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.score:
+        if not backend.model_capabilities(model).score:
             pytest.skip("backend does not score label words")
         builder = self.builder(backend, model)
         prompts = builder.render(synthetic_examples()[:3])
@@ -151,12 +150,12 @@ class BackendConformance:
         assert np.all(np.isfinite(scores.logprob))
         assert np.all(scores.logprob <= 1e-6), "log-probabilities are <= 0"
         assert np.all(scores.n_tokens >= 1)
-        if backend.capabilities.exact_multi_token:
+        if backend.model_capabilities(model).exact_multi_token:
             multi = words.index("absolutely wonderful")
             assert scores.n_tokens[0, multi] >= 2, "a two-word label word spans several tokens"
 
     def test_scores_do_not_depend_on_batch(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.score:
+        if not backend.model_capabilities(model).score:
             pytest.skip("backend does not score label words")
         builder = self.builder(backend, model)
         prompts = builder.render(synthetic_examples()[:4])
@@ -167,7 +166,7 @@ class BackendConformance:
         np.testing.assert_allclose(together, alone, atol=1e-4, rtol=0)
 
     def test_predictions_stay_in_label_space(self, backend: Backend, model: Any) -> None:
-        from unified_prompt.runner import Evaluator
+        from unified_prompt.evaluation import Evaluator
 
         builder = self.builder(backend, model)
         evaluator = Evaluator(backend, builder, builder.spec, progress=False)
@@ -178,7 +177,7 @@ class BackendConformance:
             assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
 
     def test_generate_returns_text(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.generate:
+        if not backend.model_capabilities(model).generate:
             pytest.skip("backend does not generate")
         builder = self.builder(backend, model, task="generation")
         prompts = builder.render(synthetic_examples()[:2])
@@ -213,7 +212,7 @@ class BackendConformance:
     def test_adapter_round_trip(self, backend: Backend, model: Any, method: str,
                                 tmp_path: Path) -> None:
         self.require_method(backend, model, method)
-        if not backend.capabilities.adapters:
+        if not backend.model_capabilities(model).adapters:
             pytest.skip("backend does not save adapters")
         session, builder, _, _ = self.train(backend, model, method, steps=2)
         session.train_mode(False)
@@ -258,8 +257,8 @@ class BackendConformance:
 
     def test_generation_training_lowers_the_loss(self, backend: Backend, model: Any) -> None:
         methods = [m for m in ("lora", "full", "prompt_tuning")
-                   if backend.capabilities.supports_method(m)]
-        if not methods or not backend.capabilities.generate:
+                   if backend.model_capabilities(model).supports_method(m)]
+        if not methods or not backend.model_capabilities(model).generate:
             pytest.skip("backend trains no method used for generation here")
         builder = self.builder(backend, model, methods[0], task="generation")
         session = backend.start_training(model, self.setup_for(builder))
@@ -274,7 +273,7 @@ class BackendConformance:
 
     # -- raw text (OpenAI-compatible serving) and search primitives ---------------------
     def require_raw_text(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.raw_text:
+        if not backend.model_capabilities(model).raw_text:
             pytest.skip(f"backend {self.backend_name!r} does not declare raw_text")
         if backend.model_info(model).kind == ModelKind.MASKED:
             pytest.skip("raw-text log-probs and continuation are for causal models")
@@ -339,7 +338,7 @@ class BackendConformance:
         assert text.index(messages[0]["content"]) < text.index(messages[1]["content"])
 
     def test_vocabulary_and_tokenize_agree(self, backend: Backend, model: Any) -> None:
-        if not backend.capabilities.token_gradients:
+        if not backend.model_capabilities(model).token_gradients:
             pytest.skip(f"backend {self.backend_name!r} does not declare token_gradients")
         vocab = backend.vocabulary(model)
         info = backend.model_info(model)
@@ -352,7 +351,7 @@ class BackendConformance:
 
     def test_token_gradients_are_shaped_and_deterministic(self, backend: Backend,
                                                           model: Any) -> None:
-        if not backend.capabilities.token_gradients:
+        if not backend.model_capabilities(model).token_gradients:
             pytest.skip(f"backend {self.backend_name!r} does not declare token_gradients")
         kind = backend.model_info(model).kind
         base = self.masked_template if kind == ModelKind.MASKED else self.template
@@ -378,9 +377,35 @@ class BackendConformance:
         with pytest.raises(UnifiedPromptError):
             backend.load_model(str(tmp_path / "no-such-model"))
 
+    def test_framework_failure_is_a_core_error(self, backend: Backend, model: Any,
+                                               tmp_path: Path) -> None:
+        """A checkpoint whose weight files are corrupt is rejected by the framework's own
+        reader (safetensors, numpy, paddle); that error leaves the backend as a core error
+        naming the backend, with the framework's exception chained."""
+        caps = backend.model_capabilities(model)
+        methods = [m for m in LOCAL_METHODS if caps.supports_method(m)]
+        if not methods:
+            pytest.skip(f"backend {self.backend_name!r} trains no local method")
+        self.require_method(backend, model, methods[0])
+        session, builder, _, _ = self.train(backend, model, methods[0], steps=1)
+        session.save_checkpoint(tmp_path / "ckpt")
+        corrupted = [f for f in (tmp_path / "ckpt").rglob("*")
+                     if f.is_file() and f.suffix != ".json"]
+        assert corrupted, "save_checkpoint writes weight files"
+        for f in corrupted:
+            f.write_bytes(b"\x00not a weight file\xff" * 3)
+        fresh = backend.start_training(model, self.setup_for(builder))
+        with pytest.raises(UnifiedPromptError) as err:
+            fresh.load_checkpoint(tmp_path / "ckpt")
+        if isinstance(err.value, BackendError):
+            assert str(err.value).startswith(f"{self.backend_name} backend: "), str(err.value)
+            assert err.value.__cause__ is not None, "the framework's exception stays chained"
+            assert not isinstance(err.value.__cause__, UnifiedPromptError)
+
     def test_undeclared_method_raises_capability_error(self, backend: Backend,
                                                        model: Any) -> None:
-        missing = [m for m in LOCAL_METHODS if not backend.capabilities.supports_method(m)]
+        caps = backend.model_capabilities(model)
+        missing = [m for m in LOCAL_METHODS if not caps.supports_method(m)]
         if not missing:
             pytest.skip("backend declares every local method")
         builder = self.builder(backend, model, missing[0])

@@ -2,7 +2,8 @@
 
 This module imports no framework: `unified-prompt backends` and spec validation read
 `capabilities` and `Options` without loading torch. Each primitive imports its submodule
-on first use, and every exception leaves as a core error type (see errors.py).
+on first use; every exception leaves as a core error type (the core's boundary wraps each
+primitive: unified_prompt.boundary).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from unified_prompt.backend import (
     TrainSession,
     TrainSetup,
 )
-from unified_prompt.errors import CapabilityError
-from unified_prompt_hf.errors import boundary, translated
+from unified_prompt_hf.methods import MODULES as METHOD_MODULES
 from unified_prompt_hf.options import HFOptions
 
 if TYPE_CHECKING:
@@ -35,15 +35,13 @@ if TYPE_CHECKING:
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_hf.handle import HFModel
 
-METHODS = frozenset({"prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full"})
-
 
 class HFBackend(Backend):
     """Any local Hugging Face causal or masked LM, trained with peft or fully."""
 
     name: ClassVar[str] = "hf"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        score=True, exact_multi_token=True, generate=True, methods=METHODS, adapters=True,
+        score=True, exact_multi_token=True, generate=True, methods=frozenset(METHOD_MODULES), adapters=True,
         top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
         notes=("adapters in PEFT's format; soft prompts also as soft_prompt.safetensors",
@@ -54,33 +52,28 @@ class HFBackend(Backend):
 
     # -- models ----------------------------------------------------------------------
     def load_model(self, ref: str) -> HFModel:
-        with boundary("loading a model", loading=ref):
-            from unified_prompt_hf.loading import load_model
+        from unified_prompt_hf.loading import load_model
 
-            return load_model(ref, self.options)
+        return load_model(ref, self.options)
 
-    @translated("reading model info")
     def model_info(self, model: HFModel) -> ModelInfo:
         from unified_prompt_hf.loading import model_info
 
         return model_info(model)
 
     # -- inference -------------------------------------------------------------------
-    @translated("scoring")
     def score(self, model: HFModel, prompts: Sequence[Rendered], words: Sequence[str], *,
               batch_size: int = 16, progress: Progress | None = None) -> WordScores:
         from unified_prompt_hf.scoring import score
 
         return score(model, prompts, words, batch_size=batch_size, progress=progress)
 
-    @translated("generation")
     def generate(self, model: HFModel, prompts: Sequence[Rendered], params: GenerationParams, *,
                  batch_size: int = 16, progress: Progress | None = None) -> list[str]:
         from unified_prompt_hf.generation import generate
 
         return generate(model, prompts, params, batch_size=batch_size, progress=progress)
 
-    @translated("top tokens")
     def top_tokens(self, model: HFModel, prompts: Sequence[Rendered], k: int, *,
                    batch_size: int = 16) -> list[list[tuple[str, float]]]:
         from unified_prompt_hf.scoring import top_tokens
@@ -88,40 +81,34 @@ class HFBackend(Backend):
         return top_tokens(model, prompts, k, batch_size=batch_size)
 
     # -- raw text (OpenAI-compatible serving) -----------------------------------------
-    @translated("scoring raw text")
     def text_logprobs(self, model: HFModel, texts: Sequence[str], *, top_k: int = 0,
                       batch_size: int = 16) -> list[tuple[TokenLogprob, ...]]:
         from unified_prompt_hf.raw_text import text_logprobs
 
         return text_logprobs(model, texts, top_k=top_k, batch_size=batch_size)
 
-    @translated("raw-text generation")
     def generate_text(self, model: HFModel, texts: Sequence[str], params: GenerationParams, *,
                       top_k: int = 0, batch_size: int = 16) -> list[Generated]:
         from unified_prompt_hf.raw_text import generate_text
 
         return generate_text(model, texts, params, top_k=top_k, batch_size=batch_size)
 
-    @translated("rendering chat messages")
     def render_chat(self, model: HFModel, messages: Sequence[dict[str, str]]) -> str:
         from unified_prompt_hf.raw_text import render_chat
 
         return render_chat(model, messages)
 
     # -- search primitives -----------------------------------------------------------
-    @translated("reading the vocabulary")
     def vocabulary(self, model: HFModel) -> list[str]:
         from unified_prompt_hf.search_primitives import vocabulary
 
         return vocabulary(model)
 
-    @translated("tokenizing")
     def tokenize(self, model: HFModel, text: str) -> list[int]:
         from unified_prompt_hf.search_primitives import tokenize
 
         return tokenize(model, text)
 
-    @translated("token gradients")
     def token_gradients(self, model: HFModel, items: Sequence[TrainItem], setup: TrainSetup,
                         triggers: dict[int, list[int]]) -> dict[int, np.ndarray]:
         from unified_prompt_hf.search_primitives import token_gradients
@@ -129,17 +116,11 @@ class HFBackend(Backend):
         return token_gradients(model, items, setup, triggers)
 
     # -- training --------------------------------------------------------------------
-    @translated("starting training")
     def start_training(self, model: HFModel, setup: TrainSetup) -> TrainSession:
-        method = setup.method.method
-        if method not in METHODS:
-            raise CapabilityError(f"backend 'hf' cannot train finetune.method {method!r} "
-                                  f"(it can: {', '.join(sorted(METHODS))})")
         from unified_prompt_hf.session import HFTrainSession
 
         return HFTrainSession(model, setup)
 
-    @translated("loading an adapter")
     def load_adapter(self, model: HFModel, path: Path) -> HFModel:
         from unified_prompt_hf.adapters import load_adapter
 

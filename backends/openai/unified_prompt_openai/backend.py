@@ -139,8 +139,12 @@ class OpenAIBackend(Backend):
                 api = decided.api
         if api == "auto":
             api = "completions" if scoring == "echo" else "chat"
-        self.capabilities = MODE_CAPABILITIES[scoring]
         return HostedModel(ref, scoring, api, owned_by)
+
+    def model_capabilities(self, model: HostedModel) -> Capabilities:
+        """What the model's scoring mode allows (echo scores every token exactly; a
+        completions-only model is evaluated by generating and parsing)."""
+        return MODE_CAPABILITIES[model.scoring]
 
     @property
     def probe(self) -> ScoringProbe:

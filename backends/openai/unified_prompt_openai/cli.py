@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from unified_prompt.cli import handles_errors
+from unified_prompt_openai.api_defaults import SERVE_TRAIN_METHODS
 
 KEY_ENV = "UNIFIED_PROMPT_SERVE_KEY"
 
@@ -49,7 +50,7 @@ def _options(items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--quota-requests", default=None, type=int,
               help="Answer insufficient_quota after this many completions.")
 @click.option("--train-method", default="lora", show_default=True,
-              type=click.Choice(["lora", "prompt_tuning"]),
+              type=click.Choice(SERVE_TRAIN_METHODS),
               help="What a fine-tuning job trains locally.")
 @click.option("--max-batch", default=32, show_default=True, type=int,
               help="Concurrent requests merged into one backend call (1: never merge).")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from unified_prompt.errors import UserInputError
+from unified_prompt.methods import SOFT_SLOT_METHODS
 
 State = dict[str, np.ndarray]
 
@@ -36,7 +37,7 @@ def infer_config(method: str, state: State, hints: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
     """The method settings a canonical state implies (shapes and names), plus `hints`."""
     hints = hints or {}
-    if method in ("prompt_tuning", "p_tuning"):
+    if method in SOFT_SLOT_METHODS:
         counts: dict[str, int] = {}
         encoder, width = None, 0
         for name, value in state.items():

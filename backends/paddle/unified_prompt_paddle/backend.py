@@ -1,7 +1,9 @@
 """PaddleBackend: the core's contract on PaddlePaddle + PaddleNLP.
 
 This module must stay import-light (no paddle, no paddlenlp): `unified-prompt backends`
-reads `capabilities` and `Options` from the class without loading a framework.
+reads `capabilities` and `Options` from the class without loading a framework. paddle and
+paddlenlp errors leave every primitive as core errors (the core's boundary wraps them:
+unified_prompt.boundary).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from unified_prompt.backend import (
     TrainSession,
     TrainSetup,
 )
-from unified_prompt.errors import BackendError, UnifiedPromptError
+from unified_prompt_paddle.methods import MODULES as METHOD_MODULES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,16 +45,11 @@ class PaddleOptions(BackendOptions):
                                 "core).")
 
 
-def _translate(exc: Exception) -> UnifiedPromptError:
-    """paddle/paddlenlp failures as the core's BackendError (the cause stays chained)."""
-    return BackendError(f"paddle backend: {type(exc).__name__}: {exc}")
-
-
 class PaddleBackend(Backend):
     name = "paddle"
     capabilities = Capabilities(
         score=True, exact_multi_token=True, generate=True,
-        methods=frozenset({"prompt_tuning", "p_tuning", "prefix_tuning", "lora", "full"}),
+        methods=frozenset(METHOD_MODULES),
         adapters=True, top_tokens=True, token_gradients=True, raw_text=True,
         model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
         notes=("PaddlePaddle 3.3 + PaddleNLP 2.8 on CPU, float32",
@@ -77,13 +74,8 @@ class PaddleBackend(Backend):
             paddle()
             set_threads(self.options.threads)
         if key not in self._models:
-            try:
-                self._models[key] = load_folder(Path(folder), max_length=self.options.max_length,
-                                                name=ref)
-            except UnifiedPromptError:
-                raise
-            except Exception as exc:
-                raise _translate(exc) from exc
+            self._models[key] = load_folder(Path(folder), max_length=self.options.max_length,
+                                            name=ref)
         return self._models[key]
 
     def model_info(self, model: PaddleModel) -> ModelInfo:
@@ -179,9 +171,6 @@ class PaddleBackend(Backend):
     def start_training(self, model: PaddleModel, setup: TrainSetup) -> TrainSession:
         from unified_prompt_paddle.session import PaddleTrainSession
 
-        method = setup.method.method
-        if not self.capabilities.supports_method(method):
-            raise self.missing(f"training ({method})")
         return PaddleTrainSession(model, setup)
 
     def load_adapter(self, model: PaddleModel, path: Path) -> PaddleModel:

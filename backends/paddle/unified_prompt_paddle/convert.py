@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from unified_prompt.adapters import MANIFEST, read_manifest
+from unified_prompt.adapters import MANIFEST, AdapterConverter, read_manifest
 from unified_prompt.artifacts import atomic_dir, atomic_write_json, read_json
 from unified_prompt.errors import UserInputError
 from unified_prompt_paddle import hf_format, paddle_format
@@ -95,3 +95,8 @@ def convert_adapter(src: str | Path, dst: str | Path, to: Target, *,
                                      "path": str(src), "at": time.time()}
             atomic_write_json(tmp / MANIFEST, out)
     return dst
+
+
+#: Registered under the `unified_prompt.converters` entry points (matrix --convert finds it).
+CONVERTER = AdapterConverter(pairs=frozenset({("hf", "paddle"), ("paddle", "hf")}),
+                             convert=convert_adapter)

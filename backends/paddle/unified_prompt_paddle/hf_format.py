@@ -1,6 +1,6 @@
 """The hf backend's adapter folders (PEFT's format), read and written with safetensors.numpy.
 
-Written exactly as unified_prompt_hf.adapters lays them out, so the hf backend (and plain
+Written exactly as the hf backend's method modules lay them out, so the hf backend (and plain
 PEFT, where PEFT can express the method) loads a converted folder unchanged:
   lora           adapter_config.json + adapter_model.safetensors
   prefix_tuning  the same two files (prompt_embeddings = the prefix's key/values)
@@ -21,6 +21,7 @@ import numpy as np
 
 from unified_prompt.artifacts import read_json
 from unified_prompt.errors import UserInputError
+from unified_prompt.methods import SOFT_SLOT_METHODS
 from unified_prompt_paddle.adapter_data import AdapterData, infer_config, write_json
 from unified_prompt_paddle.architectures import Architecture
 from unified_prompt_paddle.layouts import prefix_shape
@@ -123,7 +124,7 @@ def write(path: Path, data: AdapterData, hf: dict[str, Any], arch: Architecture,
             encoder_hidden_size=int(cfg.get("projection_hidden") or kv_heads * head_dim)))
         _write_meta(path, "prefix_tuning", n_tokens=int(cfg["num_virtual_tokens"]),
                     peft_files=True)
-    elif method in ("prompt_tuning", "p_tuning"):
+    elif method in SOFT_SLOT_METHODS:
         outputs = soft_outputs(data.state)
         _save({f"soft.{k}": v for k, v in outputs.items()}, path / SOFT)
         layout = soft_layout(arch, add_bos, sorted(outputs))
@@ -172,7 +173,7 @@ def _state_from_peft(path: Path, method: str, full_names: set[str]) -> dict[str,
         for f in files:
             weights.update(_load(f))
         return {k: v for k, v in weights.items() if k in full_names}
-    if method in ("prompt_tuning", "p_tuning"):
+    if method in SOFT_SLOT_METHODS:
         if (path / SOFT).exists():
             return dict(_load(path / SOFT))
         return {"soft.0": _load(path / PEFT_WEIGHTS)["prompt_embeddings"]}

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from unified_prompt.methods import SOFT_SLOT_METHODS
 from unified_prompt_paddle.architectures import Architecture, Rule, module_map
 
 
@@ -131,7 +132,7 @@ def full_entries(rules: list[Rule]) -> list[Entry]:
 
 def entries(method: str, config: dict[str, Any], hf: dict[str, Any], arch: Architecture
             ) -> list[Entry]:
-    if method in ("prompt_tuning", "p_tuning"):
+    if method in SOFT_SLOT_METHODS:
         return soft_entries(config)
     if method == "prefix_tuning":
         return prefix_entries(config, hf)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
-from unified_prompt.errors import CapabilityError, UserInputError
+from unified_prompt.errors import UserInputError
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.losses import batch_loss
 from unified_prompt_paddle.methods import module_for
@@ -27,9 +27,9 @@ _ACCUMULATORS = ("moment1_0", "moment2_0", "beta1_pow_acc_0", "beta2_pow_acc_0")
 
 def attach_method(model: PaddleModel, setup: TrainSetup,
                   rng: np.random.Generator) -> tuple[PaddleModel, Bindings]:
+    """The method's trainable parts on a derived handle (the core has checked the method)."""
     module = module_for(setup.method.method)
-    if module is None:
-        raise CapabilityError(f"backend 'paddle' cannot train {setup.method.method!r}")
+    assert module is not None
     return module.attach(model, setup, rng)
 
 

@@ -78,7 +78,7 @@ class StrategyOptions(BaseModel):
 
 
 @dataclass(frozen=True)
-class Plan:
+class StrategyPlan:
     """Calls a strategy needs at least (one useful step after the baseline), and what it
     will do with the budget, in words, for --dry-run."""
 
@@ -133,7 +133,7 @@ class Strategy(ABC):
         return []
 
     @abstractmethod
-    def plan(self, info: PlanInput) -> Plan: ...
+    def plan(self, info: PlanInput) -> StrategyPlan: ...
 
     @abstractmethod
     def search(self, ctx: SearchContext) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from unified_prompt.search.candidate import DemoChoice
-from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
+from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 
 if TYPE_CHECKING:
     from unified_prompt.data.example import Example
@@ -42,11 +42,11 @@ class DemoSearch(Strategy):
     tasks = ("classification", "generation")
     options: DemoOptions
 
-    def plan(self, info: PlanInput) -> Plan:
+    def plan(self, info: PlanInput) -> StrategyPlan:
         o = self.options
         dev = info.dev_pass
         n = o.random_sets + int(o.similarity) + o.steps
-        return Plan(min_calls=2 * dev, lines=[
+        return StrategyPlan(min_calls=2 * dev, lines=[
             f"baseline: {dev} calls (original prompt on {info.n_dev} dev examples)",
             f"each demonstration set: {dev} dev calls (longer prompts: {o.k} per label)",
             f"{int(o.similarity)} similarity + {o.random_sets} random sets + {o.steps} swaps: "

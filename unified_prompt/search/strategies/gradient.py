@@ -19,7 +19,7 @@ from unified_prompt.backend import TrainSetup
 from unified_prompt.config import build_spec
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.search.slots import Position, slot_sizes, slot_template, spaced_fill, write
-from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
+from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,11 +52,11 @@ class GradientSearch(Strategy):
     needs = ("score", "token_gradients")
     options: GradientOptions
 
-    def plan(self, info: PlanInput) -> Plan:
+    def plan(self, info: PlanInput) -> StrategyPlan:
         o = self.options
         dev = info.dev_pass
         step = o.batch + (o.candidates + 1) * o.eval_batch
-        return Plan(min_calls=dev + step + dev, lines=[
+        return StrategyPlan(min_calls=dev + step + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",
             f"each iteration: gradients on {o.batch} training examples + {o.candidates + 1} "
             f"triggers x {o.eval_batch} training examples = {step} calls, then a dev check "

@@ -29,7 +29,7 @@ from unified_prompt.prompts.template import FieldSlot, MaskSlot, Template
 from unified_prompt.search.budget import Pricer
 from unified_prompt.search.objective import AnyScore, percent
 from unified_prompt.search.slots import write_parts
-from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
+from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 
 if TYPE_CHECKING:
     from unified_prompt.backend import Backend
@@ -240,11 +240,11 @@ class ProposeSearch(Strategy):
             self._own_backend = True
         return [(self._proposer, ("generate",), "proposer")]
 
-    def plan(self, info: PlanInput) -> Plan:
+    def plan(self, info: PlanInput) -> StrategyPlan:
         o = self.options
         dev = info.dev_pass
         n = o.rounds * o.per_round + len(o.seed_instructions)
-        return Plan(min_calls=dev + 1 + dev, lines=[
+        return StrategyPlan(min_calls=dev + 1 + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",
             f"each proposal: 1 proposer call + {dev} dev calls",
             (f"{o.rounds} rounds x {o.per_round} proposals, one piece of the template's "

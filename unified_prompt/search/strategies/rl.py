@@ -17,7 +17,7 @@ from pydantic import Field
 
 from unified_prompt.search.objective import AnyScore, score_from
 from unified_prompt.search.slots import Position, slot_sizes, slot_template, spaced_fill, write
-from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
+from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 from unified_prompt.search.vocab import prompt_vocabulary
 
 if TYPE_CHECKING:
@@ -53,11 +53,11 @@ class RLSearch(Strategy):
     tasks = ("classification", "generation")
     options: RLOptions
 
-    def plan(self, info: PlanInput) -> Plan:
+    def plan(self, info: PlanInput) -> StrategyPlan:
         o = self.options
         dev = info.dev_pass
         step = o.samples * o.batch
-        return Plan(min_calls=dev + step + dev, lines=[
+        return StrategyPlan(min_calls=dev + step + dev, lines=[
             f"baseline: {dev} calls (original template on {info.n_dev} dev examples)",
             f"each step: {o.samples} sampled prompts x {o.batch} {o.reward_split} examples "
             f"= {step} calls; every {o.check_every} steps a dev check ({dev} calls)",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from unified_prompt.search.strategies.base import Plan, PlanInput, Strategy, StrategyOptions
+from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 
 if TYPE_CHECKING:
     from unified_prompt.search.candidate import Candidate
@@ -42,11 +42,11 @@ class VerbalizerSearch(Strategy):
     needs = ("score", "top_tokens")
     options: VerbalizerOptions
 
-    def plan(self, info: PlanInput) -> Plan:
+    def plan(self, info: PlanInput) -> StrategyPlan:
         o = self.options
         probe = o.probe_per_label * info.n_labels
         dev = info.dev_pass
-        return Plan(min_calls=dev + probe + dev, lines=[
+        return StrategyPlan(min_calls=dev + probe + dev, lines=[
             f"baseline: {dev} calls (original words on {info.n_dev} dev examples)",
             f"probe: top-{o.top_k} next tokens on {probe} training examples ({probe} calls)",
             f"dev pass: every candidate word on the dev examples at once ({dev} calls); "

@@ -14,15 +14,16 @@ import torch
 from unified_prompt.backend import TrainSetup
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.methods.base import MethodState
+from unified_prompt_hf.methods.files import write_meta
 
 
 class Full(MethodState):
     name = "full"
 
     def save_adapter(self, path: Path) -> None:
-        from unified_prompt_hf.adapters import save_full_adapter
-
-        save_full_adapter(self.handle, path)
+        self.handle.module.save_pretrained(str(path))
+        self.handle.codec.tokenizer.save_pretrained(str(path))
+        write_meta(path, self.name, peft_files=False)
 
 
 def build(base: HFModel, setup: TrainSetup) -> Full:
@@ -34,3 +35,12 @@ def build(base: HFModel, setup: TrainSetup) -> Full:
     handle = base.derive(module=module, dtype=next(iter(params.values())).dtype,
                          method=Full.name)
     return Full(handle, params)
+
+
+def load(base: HFModel, path: Path) -> HFModel:
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    cls = AutoModelForCausalLM if base.causal else AutoModelForMaskedLM
+    module = cls.from_pretrained(str(path), dtype=base.dtype, local_files_only=True)
+    module.to(base.device).eval().requires_grad_(False)
+    return base.derive(module=module, method=Full.name)

@@ -2,7 +2,8 @@
 
 Target modules: the spec's `target_modules`, else peft's per-architecture table, else the
 attention projections found by name. Trainable names: lora.{module}.A (r, in) and
-lora.{module}.B (out, r), {module} the Hugging Face module path.
+lora.{module}.B (out, r), {module} the Hugging Face module path. Adapter folders are
+PEFT's own (PeftModel.save_pretrained / from_pretrained).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from unified_prompt.errors import CapabilityError
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.methods.base import MethodState
 from unified_prompt_hf.methods.common import shared_copy, task_type
+from unified_prompt_hf.methods.files import save_state, write_meta
 
 #: Pairs tried, in order, when peft's table does not know the architecture.
 FALLBACK_TARGETS = (("q_proj", "v_proj"), ("query", "value"), ("c_attn",),
@@ -62,9 +64,9 @@ class Lora(MethodState):
     name = "lora"
 
     def save_adapter(self, path: Path) -> None:
-        from unified_prompt_hf.adapters import save_lora_adapter
-
-        save_lora_adapter(self.handle, path, self.params)
+        self.handle.peft.save_pretrained(str(path))
+        save_state(path, self.params)
+        write_meta(path, self.name, peft_files=True)
 
 
 def build(base: HFModel, setup: TrainSetup) -> Lora:
@@ -88,3 +90,14 @@ def build(base: HFModel, setup: TrainSetup) -> Lora:
         p.data = p.data.float()
     handle = base.derive(module=inner, peft=peft_model, method=Lora.name)
     return Lora(handle, params)
+
+
+def load(base: HFModel, path: Path) -> HFModel:
+    from peft import PeftModel
+
+    module = shared_copy(base.module)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated attribute
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = PeftModel.from_pretrained(module, str(path), is_trainable=False)
+    peft_model.eval()
+    return base.derive(module=peft_model.base_model.model, peft=peft_model, method=Lora.name)

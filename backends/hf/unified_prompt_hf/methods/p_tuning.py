@@ -2,6 +2,8 @@
 
 Trainable names: soft.{slot}.embedding (the encoder's input table) and
 soft.{slot}.encoder.{param} with peft's parameter names (mlp_head.0.weight, lstm_head...).
+Adapter folders in the soft-prompt format (soft_adapter): the encoder's output vectors,
+so a loaded adapter needs no encoder.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from unified_prompt.backend import TrainSetup
 from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.methods import soft_adapter
 from unified_prompt_hf.methods.base import MethodState
 from unified_prompt_hf.methods.common import prompt_config, slot_counts
 from unified_prompt_hf.soft import SoftPrompts, SoftSlot
@@ -19,9 +22,7 @@ class PTuning(MethodState):
     name = "p_tuning"
 
     def save_adapter(self, path: Path) -> None:
-        from unified_prompt_hf.adapters import save_soft_adapter
-
-        save_soft_adapter(self.handle, path, self.name, self.params)
+        soft_adapter.save(self.handle, path, self.name, self.params)
 
 
 def build(base: HFModel, setup: TrainSetup) -> PTuning:
@@ -45,3 +46,7 @@ def build(base: HFModel, setup: TrainSetup) -> PTuning:
             else:
                 params[f"soft.{key}.encoder.{name}"] = param
     return PTuning(base.derive(soft=soft, method=PTuning.name), params)
+
+
+def load(base: HFModel, path: Path) -> HFModel:
+    return soft_adapter.load(base, path, PTuning.name)

@@ -1,7 +1,8 @@
 """Prompt tuning: one peft PromptEmbedding per {soft} slot, trained directly.
 
 Init: `text` (the slot's or spec's init text), `vocab` (peft's SAMPLE_VOCAB: embeddings of
-random vocabulary tokens) or `random` (peft's RANDOM: nn.Embedding's N(0, 1)).
+random vocabulary tokens) or `random` (peft's RANDOM: nn.Embedding's N(0, 1)). Adapter
+folders in the soft-prompt format (soft_adapter).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 
 from unified_prompt.backend import TrainSetup
 from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.methods import soft_adapter
 from unified_prompt_hf.methods.base import MethodState
 from unified_prompt_hf.methods.common import prompt_config, slot_counts, text_init
 from unified_prompt_hf.soft import SoftPrompts, SoftSlot
@@ -21,9 +23,7 @@ class PromptTuning(MethodState):
     name = "prompt_tuning"
 
     def save_adapter(self, path: Path) -> None:
-        from unified_prompt_hf.adapters import save_soft_adapter
-
-        save_soft_adapter(self.handle, path, self.name, self.params)
+        soft_adapter.save(self.handle, path, self.name, self.params)
 
 
 def build(base: HFModel, setup: TrainSetup) -> PromptTuning:
@@ -48,3 +48,7 @@ def build(base: HFModel, setup: TrainSetup) -> PromptTuning:
     params = {f"soft.{k}": slot.encoder.embedding.weight for k, slot in
               ((int(k), s) for k, s in soft.slots.items())}
     return PromptTuning(handle, params)
+
+
+def load(base: HFModel, path: Path) -> HFModel:
+    return soft_adapter.load(base, path, PromptTuning.name)

@@ -3,17 +3,13 @@ failure, and the traffic middleware outside them all."""
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from unified_prompt.backend import Backend
@@ -27,45 +23,10 @@ from unified_prompt_openai.server.jobs import FineTuneJobs
 from unified_prompt_openai.server.limits import Quota, RequestWindow
 from unified_prompt_openai.server.middleware import TrafficMiddleware
 from unified_prompt_openai.server.models import ModelRegistry
+from unified_prompt_openai.server.state import ServerState
 from unified_prompt_openai.server.worker import BackendWorker
 
 log = logging.getLogger("unified_prompt_openai.server")
-M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass
-class ServerState:
-    config: ServeConfig
-    backend: Backend
-    registry: ModelRegistry
-    inference: Inference
-    files: FileStore
-    jobs: FineTuneJobs
-    batches: Batches
-    data_dir: Path
-
-
-def state(request: Request) -> ServerState:
-    return request.app.state.server
-
-
-async def parse_body(request: Request, model: type[M]) -> M:
-    """A JSON body as `model`; a bad one is a 400 naming the parameter, as the API does."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as exc:
-        raise APIError(400, f"We could not parse the JSON body of your request ({exc.msg}).") \
-            from None
-    if not isinstance(data, dict):
-        raise APIError(400, "The request body must be a JSON object.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or None
-        raise APIError(400, f"Invalid value for '{param}': {err['msg']}", param=param,
-                       code="invalid_value") from None
 
 
 def build_state(config: ServeConfig, backend: Backend | None = None) -> ServerState:

@@ -47,5 +47,7 @@ class ServeConfig:
                                  f"(known: {', '.join(FAULT_KINDS)})")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise UserInputError("--fault-rate must be between 0 and 1")
-        if self.train_method not in ("lora", "prompt_tuning"):
-            raise UserInputError("--train-method must be lora or prompt_tuning")
+        from unified_prompt_openai.api_defaults import SERVE_TRAIN_METHODS
+
+        if self.train_method not in SERVE_TRAIN_METHODS:
+            raise UserInputError(f"--train-method must be {' or '.join(SERVE_TRAIN_METHODS)}")

@@ -1,8 +1,9 @@
 """Fine-tuning jobs with the hosted lifecycle, run for real in a background LocalJob.
 
 validating_files (the core's JSONL rules) -> queued (one training at a time) -> running
-(the core's Trainer; pause and cancel take effect between steps) -> succeeded, with the
-adapter registered as `ft:{base}:{org}:{suffix}:{id}` and one checkpoint model per epoch.
+(the core's local training entry point, as `unified-prompt run` trains; pause and cancel
+take effect between steps) -> succeeded, with the adapter registered as
+`ft:{base}:{org}:{suffix}:{id}` and one checkpoint model per epoch.
 Events and checkpoints are listed newest first and paged with after/limit, like the API.
 """
 
@@ -239,7 +240,8 @@ class FineTuneJobs:
 
     def _run(self, r: JobRecord, ctx: JobContext, kind: str) -> dict[str, Any]:
         from unified_prompt.backend import TrainSetup
-        from unified_prompt.training import Trainer
+        from unified_prompt.local_training import TrainCallbacks, train_locally
+        from unified_prompt.training import TrainPlan
 
         rows = self._validated_rows(r.training_file, kind)
         val_rows = self._validated_rows(r.validation_file, kind) if r.validation_file else []
@@ -258,7 +260,7 @@ class FineTuneJobs:
                         "(local backends have no preference loss)", level="warn")
             backend, registry = self.registry.backend, self.registry
             base = registry.base_handle
-            soft = tr.SOFT_TOKENS if self.train_method == "prompt_tuning" else 0
+            soft = tr.soft_tokens(self.train_method)
             render = lambda msgs: registry.call(backend.render_chat, base, msgs)  # noqa: E731
             items = tr.train_items(render, rows, soft)
             val_items = tr.train_items(render, val_rows[:64], soft)
@@ -269,16 +271,11 @@ class FineTuneJobs:
                                work_dir=folder / "checkpoints")
             session = registry.call(backend.start_training, base, setup)
             name = self._model_name(r)
+            total_steps = TrainPlan.build(spec, len(items), has_dev=False).total_steps
 
-            def log(kind_: str, **data: Any) -> None:
-                if kind_ != "step":
-                    return
-                plan = trainer.plan  # called only from trainer.run, so trainer exists
-                step = int(data["step"])
-                if step % plan.steps_per_epoch and step != plan.total_steps:
-                    return
-                metrics: dict[str, float] = {"step": float(step),
-                                             "train_loss": float(data["loss"])}
+            def checkpoint(step: int, loss: float) -> None:
+                """One checkpoint model per epoch, with its losses, as the API lists them."""
+                metrics: dict[str, float] = {"step": float(step), "train_loss": float(loss)}
                 if val_items:
                     session.train_mode(False)
                     metrics["valid_loss"] = float(session.loss(val_items))
@@ -296,8 +293,8 @@ class FineTuneJobs:
 
             adapter = folder / "adapter"
             try:  # a failed or cancelled job frees its session too
-                trainer = Trainer(session, items, spec, seed=r.seed, log=log, progress=False)
-                trainer.run(_Ctx(ctx, r, trainer.plan.total_steps))  # type: ignore[arg-type]
+                train_locally(session, items, spec, TrainCallbacks(on_epoch_end=checkpoint),
+                              seed=r.seed, progress=False, job=_Ctx(ctx, r, total_steps))
                 session.save_adapter(adapter)
             finally:
                 session.close()

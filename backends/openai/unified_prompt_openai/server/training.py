@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from unified_prompt.backend import TrainItem
-from unified_prompt.config import LoraSpec, PromptTuningSpec, TrainSpec
+from unified_prompt.methods import METHODS, TrainSpec
 from unified_prompt.prompts.segments import Mask, Rendered, Soft, Text
 from unified_prompt_openai.api_defaults import AUTO_EPOCHS
 
-SPECS: dict[str, type[TrainSpec]] = {"lora": LoraSpec, "prompt_tuning": PromptTuningSpec}
-SOFT_TOKENS = 8  # virtual tokens a prompt_tuning job trains
+SOFT_TOKENS = 8  # virtual tokens a soft-prompt job trains
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,16 @@ def resolve_hyperparameters(hp: dict[str, Any], n_examples: int) -> dict[str, An
             "learning_rate_multiplier": 1.0 if mult in (None, "auto") else float(mult)}
 
 
+def soft_tokens(method: str) -> int:
+    """Virtual tokens a job's prompts carry: SOFT_TOKENS for a soft-prompt method."""
+    return SOFT_TOKENS if METHODS[method].soft_slots else 0
+
+
 def train_spec(method: str, hp: dict[str, Any], seed: int) -> TrainSpec:
-    cls = SPECS[method]
+    cls = METHODS[method].spec
+    assert issubclass(cls, TrainSpec)
     extra: dict[str, Any] = {"init": "random", "num_virtual_tokens": SOFT_TOKENS} \
-        if method == "prompt_tuning" else {}
+        if soft_tokens(method) else {}
     return cls(method=method, epochs=hp["n_epochs"], batch_size=hp["batch_size"],
                lr=cls.default_lr * hp["learning_rate_multiplier"], eval_limit=None,
                keep_best=False, checkpoint_every=10**9, warmup_ratio=0.0, seed=seed, **extra)

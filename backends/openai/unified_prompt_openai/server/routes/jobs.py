@@ -4,66 +4,66 @@ cancel, pause, resume."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
-from unified_prompt_openai.server.app import parse_body, state
+from unified_prompt_openai.server.paging import list_body
 from unified_prompt_openai.server.schemas import FineTuningJobRequest
+from unified_prompt_openai.server.state import Server, json_body
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs")
 _META = re.compile(r"^metadata\[(.+)\]$")
 
 
 @router.post("")
-async def create(request: Request) -> dict[str, Any]:
-    req = await parse_body(request, FineTuningJobRequest)
-    return state(request).jobs.create(req)
+async def create(
+        server: Server,
+        req: Annotated[FineTuningJobRequest, Depends(json_body(FineTuningJobRequest))],
+) -> dict[str, Any]:
+    return server.jobs.create(req)
 
 
 @router.get("")
-async def list_jobs(request: Request, after: str | None = None, limit: int = 20) -> dict[str, Any]:
+async def list_jobs(request: Request, server: Server, after: str | None = None,
+                    limit: int = 20) -> dict[str, Any]:
     metadata = {m.group(1): v for k, v in request.query_params.multi_items()
                 if (m := _META.match(k))}
-    jobs = state(request).jobs
-    page, more = jobs.list(after, limit, metadata)
-    return {"object": "list", "data": [jobs.to_dict(r) for r in page], "has_more": more}
+    page, more = server.jobs.list(after, limit, metadata)
+    return list_body([server.jobs.to_dict(r) for r in page], more)
 
 
 @router.get("/{job_id}")
-async def retrieve(request: Request, job_id: str) -> dict[str, Any]:
-    jobs = state(request).jobs
-    return jobs.to_dict(jobs.get(job_id))
+async def retrieve(server: Server, job_id: str) -> dict[str, Any]:
+    return server.jobs.to_dict(server.jobs.get(job_id))
 
 
 @router.get("/{job_id}/events")
-async def events(request: Request, job_id: str, after: str | None = None,
+async def events(server: Server, job_id: str, after: str | None = None,
                  limit: int = 20) -> dict[str, Any]:
-    page, more = state(request).jobs.events(job_id, after, limit)
-    return {"object": "list", "data": page, "has_more": more}
+    page, more = server.jobs.events(job_id, after, limit)
+    return list_body(page, more)
 
 
 @router.get("/{job_id}/checkpoints")
-async def checkpoints(request: Request, job_id: str, after: str | None = None,
+async def checkpoints(server: Server, job_id: str, after: str | None = None,
                       limit: int = 10) -> dict[str, Any]:
-    page, more = state(request).jobs.checkpoints(job_id, after, limit)
-    return {"object": "list", "data": page, "has_more": more,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None}
+    page, more = server.jobs.checkpoints(job_id, after, limit)
+    return list_body(page, more, cursors=True)
 
 
 @router.post("/{job_id}/cancel")
-async def cancel(request: Request, job_id: str) -> dict[str, Any]:
+async def cancel(server: Server, job_id: str) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
-    return await run_in_threadpool(state(request).jobs.cancel, job_id)
+    return await run_in_threadpool(server.jobs.cancel, job_id)
 
 
 @router.post("/{job_id}/pause")
-async def pause(request: Request, job_id: str) -> dict[str, Any]:
-    return state(request).jobs.pause(job_id)
+async def pause(server: Server, job_id: str) -> dict[str, Any]:
+    return server.jobs.pause(job_id)
 
 
 @router.post("/{job_id}/resume")
-async def resume(request: Request, job_id: str) -> dict[str, Any]:
-    return state(request).jobs.resume(job_id)
+async def resume(server: Server, job_id: str) -> dict[str, Any]:
+    return server.jobs.resume(job_id)

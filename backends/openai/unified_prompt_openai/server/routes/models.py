@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from unified_prompt_openai.server.app import state
+from unified_prompt_openai.server.paging import list_body
+from unified_prompt_openai.server.state import Server
 
 router = APIRouter(prefix="/v1")
 
@@ -17,16 +18,16 @@ def _model(served: Any) -> dict[str, Any]:
 
 
 @router.get("/models")
-async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [_model(m) for m in state(request).registry.list()]}
+async def list_models(server: Server) -> dict[str, Any]:
+    return list_body([_model(m) for m in server.registry.list()])
 
 
 @router.get("/models/{model:path}")
-async def get_model(request: Request, model: str) -> dict[str, Any]:
-    return _model(state(request).registry.info(model))
+async def get_model(server: Server, model: str) -> dict[str, Any]:
+    return _model(server.registry.info(model))
 
 
 @router.delete("/models/{model:path}")
-async def delete_model(request: Request, model: str) -> dict[str, Any]:
-    state(request).registry.delete(model)
+async def delete_model(server: Server, model: str) -> dict[str, Any]:
+    server.registry.delete(model)
     return {"id": model, "object": "model", "deleted": True}

@@ -1,0 +1,98 @@
+"""Predictions for new inputs from a finished run or a spec and adapter, for app code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from unified_prompt.adapters import MANIFEST, check_base_model, spec_for_adapter
+from unified_prompt.artifacts import RunDir, drop_redacted
+from unified_prompt.backend import Backend
+from unified_prompt.config import ExperimentSpec, build_spec
+from unified_prompt.data.example import Example
+from unified_prompt.data.resolve import load_splits
+from unified_prompt.evaluation import Evaluator
+from unified_prompt.prompts.builder import PromptBuilder
+from unified_prompt.registry import create_backend
+
+
+class Predictor:
+    """Predictions for new inputs from a finished run (its spec and adapter), for app code.
+
+        with Predictor.from_run("runs/lora") as p:
+            p.predict(["A gripping, beautiful film."])   # [{"label": "positive", "scores": {...}}]
+    """
+
+    def __init__(self, spec: ExperimentSpec, backend: Backend, model: Any,
+                 builder: PromptBuilder) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.model = model
+        self.builder = builder
+        self.evaluator = Evaluator(backend, builder, spec, progress=False)
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec, *, adapter: str | Path | None = None) -> Predictor:
+        """The spec's model with `adapter`, else with the spec's eval.adapter, as `run`
+        evaluates it: finetune.method none adopts the adapter's method settings, and an
+        adapter trained on another base model is refused."""
+        if adapter is None and spec.eval.adapter:
+            adapter = spec.eval.adapter
+        manifest = None
+        if adapter is not None and (Path(adapter) / MANIFEST).exists():
+            spec, manifest = spec_for_adapter(spec, adapter)
+        pool: list[Example] = []
+        if spec.prompt.demonstrations.k:
+            pool = load_splits(spec.data, spec.task, spec.seed).train
+        builder = PromptBuilder(spec, pool)
+        backend = create_backend(spec.backend.name, spec.backend.options_for())
+        model = backend.load_model(spec.backend.model)
+        if adapter is not None:
+            if manifest is not None:
+                check_base_model(manifest, backend.model_info(model).checksum,
+                                 spec.backend.model, adapter)
+            model = backend.load_adapter(model, Path(adapter))
+        return cls(spec, backend, model, builder)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> Predictor:
+        import yaml
+
+        run = RunDir(run_dir)
+        data = yaml.safe_load(run.file(RunDir.CONFIG).read_text(encoding="utf-8"))
+        spec = build_spec(drop_redacted(data))
+        adapter = run.file(RunDir.ADAPTER)
+        state = run.read_state()
+        if state.get("fine_tuned_model"):
+            data = spec.model_dump(mode="json", exclude_none=True)
+            data["backend"]["model"] = state["fine_tuned_model"]
+            data["finetune"] = {"method": "none"}
+            spec = build_spec(data)
+        return cls.from_spec(spec, adapter=adapter if adapter.exists() else None)
+
+    def predict(self, inputs: Sequence[str | dict[str, str]]) -> list[dict[str, Any]]:
+        """A label with probabilities per input (classification), or generated text."""
+        examples = [Example(f"input-{i}", {"text": x} if isinstance(x, str) else dict(x))
+                    for i, x in enumerate(inputs)]
+        if self.spec.task == "generation":
+            prompts = self.builder.render(examples)
+            return [{"text": t.strip()} for t in self.evaluator.generate(self.model, prompts, "predict")]
+        verbalizer = self.builder.verbalizer
+        assert verbalizer is not None
+        import numpy as np
+
+        probs = np.exp(self.evaluator.label_logprobs(self.model, examples, "predict"))
+        return [{"label": verbalizer.labels[int(np.argmax(row))],
+                 "scores": {lab: round(float(p), 6) for lab, p in zip(verbalizer.labels, row,
+                                                                       strict=True)}}
+                for row in probs]
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
