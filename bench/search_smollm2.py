@@ -1,8 +1,11 @@
 """Prompt search on rotten_tomatoes with SmolLM2-135M (hf backend, CPU): each strategy's best
-prompt against examples/sentiment.yaml's template, both on the full test split, once each.
+prompt against examples/sentiment.yaml's template, both on the full test split, once each;
+and on a generation task (`headline-*`: examples/headline.yaml, bbc_headlines, judged by
+ROUGE-L of the generated headlines).
 
     nice -n 10 .venv/bin/python bench/search_smollm2.py verbalizer rl propose demos
     nice -n 10 .venv/bin/python bench/search_smollm2.py gradient
+    nice -n 10 .venv/bin/python bench/search_smollm2.py headline-demos
 
 Each strategy writes runs/bench-search/<strategy>/ (search.jsonl, best.yaml, report.md,
 result.json) and prints one summary line; the settings below are the ones in
@@ -22,6 +25,7 @@ from unified_prompt.search import SearchBudget, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "examples" / "sentiment.yaml"
+HEADLINE = ROOT / "examples" / "headline.yaml"
 
 #: name -> (budget in calls, options); the name is the strategy up to a "-". Sized for a
 #: shared 2-core CPU (about 1 s per scored prompt under load): a 100-example dev objective
@@ -61,44 +65,63 @@ SETTINGS.update({
                                    "candidates_per_label": 10, "max_words": 8,
                                    "confirm": 400, "confirm_top": 3}),
 })
+#: Generation (examples/headline.yaml): a 20-article dev objective, ROUGE-L of 16 generated
+#: tokens; sized for the shared 2-core CPU under heavy load (2-6 s per generated headline).
+SETTINGS.update({
+    "headline-demos": (120, {"dev_limit": 20, "k": 1, "pool_per_label": 6, "random_sets": 1,
+                             "steps": 2}),
+    "headline-propose": (120, {"dev_limit": 20, "mode": "segments", "rounds": 2,
+                               "per_round": 2, "proposer": {"max_new_tokens": 16}}),
+})
 #: The final test evaluation: the first TEST_LIMIT examples of the fixed test split (the
 #: first round, to fit a loaded machine), or all of it (None).
 TEST_LIMIT = 400
+HEADLINE_TEST_LIMIT = 50
 
 
 def test_limit(name: str) -> int | None:
+    if name.startswith("headline-"):
+        return HEADLINE_TEST_LIMIT
     return None if "-400" in name else TEST_LIMIT
 
 
-def cli_line(strategy: str, budget: int, options: dict, out: Path, limit: int | None) -> str:
+def spec_for(name: str) -> Path:
+    return HEADLINE if name.startswith("headline-") else SPEC
+
+
+def cli_line(strategy: str, budget: int, options: dict, out: Path, limit: int | None,
+             spec: Path = SPEC) -> str:
     flat = {f"{k}.{sub}" if isinstance(v, dict) else k: (w if isinstance(v, dict) else v)
             for k, v in options.items() for sub, w in (v.items() if isinstance(v, dict)
                                                        else [(None, v)])}
     opts = " ".join(f"-o '{k}={json.dumps(v) if isinstance(v, list) else v}'"
                     for k, v in flat.items())
     sets = f" --set eval.limit={limit}" if limit else ""
-    return (f"nice -n 10 unified-prompt search examples/sentiment.yaml --strategy {strategy} "
+    return (f"nice -n 10 unified-prompt search examples/{spec.name} --strategy {strategy} "
             f"--budget {budget}{sets} {opts} --out {out}")
 
 
 def table(dirs: list[Path]) -> str:
     """RESULTS.md rows from finished search directories (result.json)."""
-    rows = ["| strategy | budget | spent (search) | dev acc original -> best | "
-            "test acc original -> best (n) | gain | search wall | total wall | best prompt |",
+    metric = json.loads((dirs[0] / "result.json").read_text()).get("metric", "accuracy")
+    short = "acc" if metric == "accuracy" else metric
+    rows = [f"| strategy | budget | spent (search) | dev {short} original -> best | "
+            f"test {short} original -> best (n) | gain | search wall | total wall | best prompt |",
             "|---|---|---|---|---|---|---|---|---|"]
     for d in dirs:
         r = json.loads((d / "result.json").read_text())
+        m = r.get("metric", "accuracy")
         best = r["best"]
         shown = best["template"].replace("\n", "\\n")
         if best.get("demonstrations"):
             shown += f" + demos {best['demonstrations'].get('ids') or best['demonstrations']}"
-        words = "/".join("+".join(w) for w in best["verbalizer"].values())
+        words = "/".join("+".join(w) for w in best["verbalizer"].values()) or "no label words"
         if best.get("calibration"):
             words += f", calibration {best['calibration']}"
         rows.append(
             f"| {d.name} | {r['budget']} | {r['usage']['search']['calls']:,} calls | "
-            f"{r['dev']['original']['accuracy']:.3f} -> {r['dev']['best']['accuracy']:.3f} | "
-            f"{r['test']['original']['accuracy']:.4f} -> {r['test']['best']['accuracy']:.4f} "
+            f"{r['dev']['original'][m]:.3f} -> {r['dev']['best'][m]:.3f} | "
+            f"{r['test']['original'][m]:.4f} -> {r['test']['best'][m]:.4f} "
             f"({r['test']['n']}) | {r['gain_points']:+.2f} | {r['search_seconds']:.0f}s | "
             f"{r['seconds']:.0f}s | `{shown}` ({words}) |")
     return "\n".join(rows)
@@ -119,9 +142,11 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         strategy = name.split("-")[0]
         limit = test_limit(name)
-        print(cli_line(strategy, budget, options, out, limit), flush=True)
+        spec = spec_for(name)
+        strategy = name.removeprefix("headline-").split("-")[0]
+        print(cli_line(strategy, budget, options, out, limit, spec), flush=True)
         started = time.perf_counter()
-        result = run_search(SPEC, strategy=strategy, budget=SearchBudget(budget), out=out,
+        result = run_search(spec, strategy=strategy, budget=SearchBudget(budget), out=out,
                             backend=args.backend, options=options, progress=False,
                             overrides=[f"eval.limit={limit}"] if limit else None)
         wall = time.perf_counter() - started

@@ -284,10 +284,11 @@ def _explain(exc: BaseException) -> str:
 
 # -- servers -------------------------------------------------------------------------
 @contextmanager
-def serve(instance: Any = None, **settings: Any) -> Iterator[Any]:
+def serve(outer: Any = None, *, instance: Any = None, **settings: Any) -> Iterator[Any]:
     """A real uvicorn server on a free 127.0.0.1 port around create_app(ServeConfig(...)),
-    with a Recorder outside it; yields the ServerThread (`.recorder` attached). `instance`:
-    a backend object to serve (e.g. a FakeBackend subclass that fails on purpose)."""
+    with a Recorder outside it (and `outer(recorder)` outside that: a host emulation, see
+    hostkit.py); yields the ServerThread (`.recorder` attached). `instance`: a backend
+    object to serve (e.g. a FakeBackend subclass that fails on purpose)."""
     from unified_prompt_openai.server.config import ServeConfig
     from unified_prompt_openai.server.run import ServerThread
 
@@ -296,9 +297,9 @@ def serve(instance: Any = None, **settings: Any) -> Iterator[Any]:
     settings.setdefault("api_key", API_KEY)
     recorders: list[Recorder] = []
 
-    def wrap(app: Any) -> Recorder:
+    def wrap(app: Any) -> Any:
         recorders.append(Recorder(app))
-        return recorders[0]
+        return outer(recorders[0]) if outer is not None else recorders[0]
 
     with ServerThread(ServeConfig(**settings), wrap=wrap, backend=instance) as srv:
         srv.recorder = recorders[0]

@@ -144,7 +144,10 @@ def test_the_cache_makes_a_rerun_free_and_never_stores_the_key(server, tmp_path)
     second = _evaluate(server, files, tmp_path, "two", cache_dir=str(cache))
     assert kit.count(server, "POST", "/v1/completions") == sent, "nothing sent again"
     assert second.metrics["usage"]["requests"] == 0
-    assert second.metrics["usage"]["cached_requests"] == 31
+    assert second.metrics["usage"]["cached_requests"] == 30
+    assert second.metrics["usage"]["scoring"]["fake-tiny"] == {
+        **first.metrics["usage"]["scoring"]["fake-tiny"], "stored": True}, \
+        "the probe's decision is stored with the cache, not asked again"
     assert second.predictions == first.predictions
     for path in [*cache.rglob("*"), *(tmp_path / "one").rglob("*")]:
         if path.is_file():
@@ -182,9 +185,10 @@ def test_auto_mode_on_a_chat_only_host_scores_first_tokens(tmp_path):
         data = kit.run_spec(files, options=kit.backend_options(srv))
         with pytest.warns(LabelWordWarning):
             result = Experiment.from_dict(data).run(out=tmp_path / "run", progress=False)
-        assert kit.count(srv, "POST", "/v1/chat/completions") == 6
+        assert kit.count(srv, "POST", "/v1/chat/completions") == 7  # the chat probe + 6
     assert {r["prediction"] for r in result.predictions} <= {"positive", "negative"}
     assert result.metrics["usage"]["errors"] == {"404": 1}, "the echo probe, refused once"
+    assert result.metrics["usage"]["scoring"]["fake-tiny"]["scoring"] == "chat_logprobs"
 
 
 def test_generate_mode_parses_generations(server, tmp_path):

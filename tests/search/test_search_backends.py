@@ -51,3 +51,17 @@ def test_openai_refuses_what_it_cannot_do(make_task, served, strategy, needs):
     with pytest.raises(CapabilityError) as err:
         run_search(spec, strategy=strategy, budget=500)
     assert needs in str(err.value) and "'openai'" in str(err.value)
+
+
+def test_a_generation_search_runs_against_unified_prompt_serve(served, tmp_path):
+    """Generation specs need `generate` on the target, which a hosted model has."""
+    from test_search_generation import TEMPLATE, generation_task
+
+    spec = _openai(generation_task(tmp_path / "task", {"template": "heavy summer camera\n"
+                                                       + TEMPLATE}, n_dev=8, n_test=6), served)
+    result = run_search(spec, strategy="propose", budget=60, out=tmp_path / "out",
+                        options={"dev_limit": 8, "rounds": 1, "per_round": 2})
+    assert result.backend == "openai" and result.metric == "rouge_l"
+    assert 8 <= result.usage["search"]["calls"] <= 60
+    assert result.usage["backend_reported"]["requests"] >= result.usage["search"]["calls"]
+    assert set(result.test["best"]) == {"rouge_l", "bleu"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from unified_prompt.search.candidate import Candidate
-from unified_prompt.search.objective import Objective, Score, SelectBy
+from unified_prompt.search.objective import AnyScore, Objective, SelectBy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,14 +40,14 @@ class SearchContext:
     select_by: SelectBy = "margin"
     calibrations: tuple[str, ...] = ()
     best: Candidate | None = None
-    best_score: Score | None = None
+    best_score: AnyScore | None = None
     original: Candidate | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def consider(self, cand: Candidate, **meta: Any) -> Score:
+    def consider(self, cand: Candidate, **meta: Any) -> AnyScore:
         """Score `cand` on the dev objective (free when already scored) and record it; under
         each of the search's calibrations when `cand` names none. Returns the best score."""
-        best: Score | None = None
+        best: AnyScore | None = None
         for variant in self.variants(cand):
             score, cached = self.objective.dev_score(variant, self.dev)
             self.record(variant, score, cached=cached, **meta)
@@ -69,8 +69,8 @@ class SearchContext:
             return cand.with_(calibration="batch")
         return cand
 
-    def record(self, cand: Candidate, score: Score, *, scope: str = "dev",
-               cached: bool = False, **meta: Any) -> Score:
+    def record(self, cand: Candidate, score: AnyScore, *, scope: str = "dev",
+               cached: bool = False, **meta: Any) -> AnyScore:
         """Write a scored candidate to the journal; dev scores compete for best."""
         improved = False
         if scope == "dev":
@@ -95,10 +95,10 @@ class SearchContext:
             out.setdefault(prompt.prompt_key(), prompt)
         return list(out.values())
 
-    def better(self, score: Score, other: Score | None) -> bool:
+    def better(self, score: AnyScore, other: AnyScore | None) -> bool:
         return score.better_than(other, self.select_by)
 
-    def batch_score(self, cand: Candidate, examples: Sequence[Example], **meta: Any) -> Score:
+    def batch_score(self, cand: Candidate, examples: Sequence[Example], **meta: Any) -> AnyScore:
         """Score on a minibatch (charged every time) and record it as a batch row."""
         cand = self.for_batch(cand)
         score = self.objective.score(cand, examples)

@@ -1,4 +1,6 @@
-"""The dev objective: how well a candidate prompt labels a fixed list of examples.
+"""The dev objective: how well a candidate prompt labels a fixed list of examples
+(classification: accuracy and the gold label's margin) or how well the outputs it makes a
+model generate score on the task's metric (generation: e.g. rouge_l).
 
 Scores are computed exactly as `unified-prompt run` computes them (the same PromptBuilder,
 Evaluator and calibration), every prompt is charged to the meter before it is sent, and a
@@ -26,7 +28,12 @@ if TYPE_CHECKING:
     from unified_prompt.data.example import Example
 
 
-SelectBy = Literal["margin", "accuracy"]
+SelectBy = Literal["margin", "accuracy", "metric"]
+
+
+def percent(metric: str, value: float) -> float:
+    """A metric on a 0-100 scale, as meta-prompts and reports show it (BLEU already is)."""
+    return value if metric == "bleu" else 100 * value
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,45 @@ class Score:
 
     def to_dict(self) -> dict[str, Any]:
         return {"accuracy": round(self.accuracy, 6), "margin": round(self.margin, 6), "n": self.n}
+
+    @property
+    def metric(self) -> str:
+        return "accuracy"
+
+    @property
+    def value(self) -> float:
+        """The number a strategy shows its proposer and a report leads with."""
+        return self.accuracy
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    """Generation: the task's metrics (the spec's eval metrics, in order) of the outputs
+    generated on the examples. The first is the objective; the rest break ties. There is
+    no margin: a generated text has no gold-label log-probability."""
+
+    metrics: tuple[tuple[str, float], ...]
+    n: int
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0][0]
+
+    @property
+    def value(self) -> float:
+        return self.metrics[0][1]
+
+    def key(self, select_by: SelectBy = "metric") -> tuple[float, ...]:
+        return tuple(round(v, 9) for _, v in self.metrics)
+
+    def better_than(self, other: MetricScore | None, select_by: SelectBy = "metric") -> bool:
+        return other is None or self.key(select_by) > other.key(select_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{name: round(v, 6) for name, v in self.metrics}, "n": self.n}
+
+
+AnyScore = Score | MetricScore
 
 
 def score_from(logprobs: np.ndarray, gold: Sequence[int]) -> Score:
@@ -74,7 +120,8 @@ class Objective:
         self.meter = meter
         self.pricer = Pricer(backend, spec.backend.model)
         self._builders: dict[str, tuple[ExperimentSpec, PromptBuilder]] = {}
-        self._dev: dict[str, tuple[Candidate, Score]] = {}  # by Candidate.key
+        self.generation = spec.task == "generation"
+        self._dev: dict[str, tuple[Candidate, AnyScore]] = {}  # by Candidate.key
         self._dev_raw: dict[str, np.ndarray] = {}  # uncalibrated, by Candidate.prompt_key
 
     # -- building ----------------------------------------------------------------------
@@ -113,11 +160,25 @@ class Objective:
         ref = self._raw(spec, builder, builder.content_free()) if method == "contextual" else None
         return calibrated(scores, method, ref)
 
-    def score(self, cand: Candidate, examples: Sequence[Example]) -> Score:
+    def generated(self, cand: Candidate, examples: Sequence[Example]) -> MetricScore:
+        """Generation: the outputs for `examples` under `cand`, scored by the task's metrics
+        exactly as `run` scores them (the same Evaluator), every prompt charged first."""
+        spec, builder = self.builder(cand)
+        prompts = builder.render(examples)
+        self.meter.charge(self.pricer.generate(prompts, spec.eval.max_new_tokens),
+                          phase=self.phase)
+        evaluator = Evaluator(self.backend, builder, spec, progress=False)
+        metrics, _ = evaluator.generate_eval(self.model, examples, "search")
+        return MetricScore(tuple((name, float(metrics[name])) for name in spec.metrics),
+                           len(examples))
+
+    def score(self, cand: Candidate, examples: Sequence[Example]) -> AnyScore:
         """A fresh (uncached) score on any examples: minibatches, rewards."""
+        if self.generation:
+            return self.generated(cand, examples)
         return score_from(self.label_logprobs(cand, examples), self.gold(cand, examples))
 
-    def dev_score(self, cand: Candidate, dev: Sequence[Example]) -> tuple[Score, bool]:
+    def dev_score(self, cand: Candidate, dev: Sequence[Example]) -> tuple[AnyScore, bool]:
         """The cached score on the dev objective set; True when it was already known.
 
         The uncalibrated label scores are kept too, so the same prompt under another
@@ -126,6 +187,10 @@ class Objective:
         key = cand.key()
         if key in self._dev:
             return self._dev[key][1], True
+        if self.generation:
+            score = self.generated(cand, dev)
+            self._dev[key] = (cand, score)
+            return score, False
         spec, builder = self.builder(cand)
         raw = self._dev_raw.get(cand.prompt_key())
         if raw is None:
@@ -136,15 +201,15 @@ class Objective:
         self._dev[key] = (cand, score)
         return score, False
 
-    def remember(self, cand: Candidate, score: Score) -> None:
+    def remember(self, cand: Candidate, score: AnyScore) -> None:
         self._dev[cand.key()] = (cand, score)
 
-    def known(self, cand: Candidate) -> Score | None:
+    def known(self, cand: Candidate) -> AnyScore | None:
         """The dev score of `cand` if it was scored (or remembered), without scoring it."""
         hit = self._dev.get(cand.key())
         return hit[1] if hit else None
 
-    def scored(self) -> list[tuple[Candidate, Score]]:
+    def scored(self) -> list[tuple[Candidate, AnyScore]]:
         """Every candidate scored on the dev objective, with its score."""
         return list(self._dev.values())
 

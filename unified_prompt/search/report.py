@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from unified_prompt.artifacts import spec_data
+from unified_prompt.search.objective import percent
 
 if TYPE_CHECKING:
     from unified_prompt.config import ExperimentSpec
@@ -40,6 +41,7 @@ class SearchResult:
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     extras: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None
+    metric: str = "accuracy"  # what dev and test lead with: accuracy, or the task's metric
 
     @classmethod
     def planned(cls, plan: dict[str, Any]) -> SearchResult:
@@ -48,27 +50,29 @@ class SearchResult:
 
     @property
     def gain(self) -> float | None:
-        """Best minus original test accuracy, in points."""
+        """Best minus original on test (accuracy, or the task's metric), in points."""
         if "best" not in self.test:
             return None
-        return 100 * (self.test["best"]["accuracy"] - self.test["original"]["accuracy"])
+        m = self.metric
+        return percent(m, self.test["best"][m]) - percent(m, self.test["original"][m])
 
     def summary(self) -> str:
         if self.plan is not None:
             return render_plan(self.plan)
-        t = self.test
+        t, m = self.test, self.metric
         lines = [f"search {self.strategy} on {self.backend} / {self.model} "
                  f"(seed {self.seed}, budget {self.budget}; stopped: {self.stopped})",
                  f"  candidates scored: {self.candidates}; "
                  f"spent: {_spend(self.usage.get('search', {}))} (search), "
                  f"{_spend(self.usage.get('final', {}))} (final test)",
-                 f"  dev accuracy:  original {self.dev['original']['accuracy']:.4f}  "
-                 f"best {self.dev['best']['accuracy']:.4f}  (n={self.dev['best']['n']})",
-                 f"  test accuracy: original {t['original']['accuracy']:.4f}  "
-                 f"best {t['best']['accuracy']:.4f}  ({self.gain:+.1f} points, n={t['n']})"]
+                 f"  dev {m}:  original {self.dev['original'][m]:.4f}  "
+                 f"best {self.dev['best'][m]:.4f}  (n={self.dev['best']['n']})",
+                 f"  test {m}: original {t['original'][m]:.4f}  "
+                 f"best {t['best'][m]:.4f}  ({self.gain:+.1f} points, n={t['n']})"]
         if self.best is not None:
             lines.append(f"  best template: {self.best.template!r}")
-            lines.append(f"  best label words: {self.best.verbalizer}")
+            if self.best.words:
+                lines.append(f"  best label words: {self.best.verbalizer}")
             if self.best.demos is not None:
                 lines.append(f"  best demonstrations: {self.best.demos.to_dict()}")
             if self.best.calibration is not None:
@@ -88,7 +92,7 @@ class SearchResult:
                 "test": self.test, "gain_points": None if self.gain is None else round(self.gain, 2),
                 "usage": self.usage, "candidates": self.candidates,
                 "search_seconds": self.search_seconds, "seconds": self.seconds,
-                "peak_rss_mb": self.peak_rss_mb, "extras": self.extras}
+                "peak_rss_mb": self.peak_rss_mb, "extras": self.extras, "metric": self.metric}
 
 
 def _spend(d: dict[str, Any]) -> str:
@@ -122,19 +126,19 @@ def render_plan(plan: dict[str, Any]) -> str:
 def best_yaml(result: SearchResult) -> str:
     assert result.best_spec is not None
     data = spec_data(result.best_spec)
-    t = result.test
+    t, m = result.test, result.metric
     head = [f"# Found by: unified-prompt search --strategy {result.strategy} (seed {result.seed}, "
             f"budget {result.budget})",
-            f"# dev accuracy {result.dev['best']['accuracy']:.4f} (original "
-            f"{result.dev['original']['accuracy']:.4f}); test accuracy "
-            f"{t['best']['accuracy']:.4f} (original {t['original']['accuracy']:.4f}, n={t['n']})",
+            f"# dev {m} {result.dev['best'][m]:.4f} (original "
+            f"{result.dev['original'][m]:.4f}); test {m} "
+            f"{t['best'][m]:.4f} (original {t['original'][m]:.4f}, n={t['n']})",
             "# Run it as it is: unified-prompt run best.yaml"]
     return "\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
                                                    width=100)
 
 
 def render_report(result: SearchResult) -> str:
-    t, d = result.test, result.dev
+    t, d, m = result.test, result.dev, result.metric
     lines = [f"# Search report: {result.strategy}", "", "| | |", "|---|---|",
              f"| backend / model | {result.backend} / {result.model} |",
              f"| seed | {result.seed} |", f"| budget | {result.budget} |",
@@ -145,20 +149,29 @@ def render_report(result: SearchResult) -> str:
                if "confirm" in result.usage else []),
              f"| candidates scored | {result.candidates} |",
              f"| wall time | {result.seconds:.1f}s (search {result.search_seconds:.1f}s) |", "",
-             "## Accuracy", "", "| prompt | dev | test |", "|---|---|---|",
-             f"| original | {d['original']['accuracy']:.4f} | {t['original']['accuracy']:.4f} |",
-             f"| best | {d['best']['accuracy']:.4f} | {t['best']['accuracy']:.4f} |", "",
+             f"## {m.capitalize() if m == 'accuracy' else m}", "", "| prompt | dev | test |",
+             "|---|---|---|",
+             f"| original | {d['original'][m]:.4f} | {t['original'][m]:.4f} |",
+             f"| best | {d['best'][m]:.4f} | {t['best'][m]:.4f} |", "",
              f"Dev: the first {d['best']['n']} dev examples (the objective). Test: {t['n']} "
              "examples, evaluated once for each prompt after the search.", "",
-             "## Best prompt", "", "```", result.best.template if result.best else "", "```", "",
-             f"Label words: `{result.best.verbalizer if result.best else {}}`"]
+             "## Best prompt", "", "```", result.best.template if result.best else "", "```", ""]
+    if result.best is not None and result.best.words:
+        lines.append(f"Label words: `{result.best.verbalizer}`")
     if result.best is not None and result.best.demos is not None:
         lines.append(f"Demonstrations: `{result.best.demos.to_dict()}`")
     if result.best is not None and result.best.calibration is not None:
         lines.append(f"Calibration: `{result.best.calibration}`")
+    dev_rows = [r for r in result.rows if r["scope"] == "dev" and not r.get("cached")]
+    if m != "accuracy":  # generation: the task's metric, no label words
+        lines += ["", "## Top candidates on dev", "", f"| # | dev {m} | template |", "|---|---|---|"]
+        dev_rows.sort(key=lambda r: (-r[m], r["i"]))
+        for r in dev_rows[:10]:
+            tmpl = r["template"].replace("\n", "\\n").replace("|", "\\|")[:80]
+            lines.append(f"| {r['i']} | {r[m]:.4f} | `{tmpl}` |")
+        return "\n".join(lines) + "\n"
     lines += ["", "## Top candidates on dev", "", "| # | dev acc | margin | template | words |",
               "|---|---|---|---|---|"]
-    dev_rows = [r for r in result.rows if r["scope"] == "dev" and not r.get("cached")]
     dev_rows.sort(key=lambda r: (-r["accuracy"], -r["margin"], r["i"]))
     for r in dev_rows[:10]:
         tmpl = r["template"].replace("\n", "\\n").replace("|", "\\|")[:80]

@@ -32,7 +32,7 @@ from unified_prompt.search.candidate import Candidate
 from unified_prompt.search.capabilities import require
 from unified_prompt.search.context import SearchContext
 from unified_prompt.search.journal import Journal, SearchDir
-from unified_prompt.search.objective import Objective, Score
+from unified_prompt.search.objective import AnyScore, Objective, SelectBy
 from unified_prompt.search.report import SearchResult, best_yaml, render_report
 from unified_prompt.search.strategies import strategy_class
 from unified_prompt.search.strategies.base import PlanInput, Strategy
@@ -47,14 +47,28 @@ def _resolve(spec: ExperimentSpec | str | Path | Mapping[str, Any], backend: str
     return spec_from_data(data, overrides=overrides, backend=backend)
 
 
-def _check_spec(spec: ExperimentSpec) -> None:
-    if spec.task != "classification":
-        raise UserInputError("search works on classification specs (label words at a {mask}); "
-                             f"this spec's task is {spec.task!r}")
+def _check_spec(spec: ExperimentSpec, strategy: Strategy) -> None:
+    if spec.task not in strategy.tasks:
+        from unified_prompt.search.strategies import STRATEGIES, strategy_class
+
+        others = [n for n in STRATEGIES if spec.task in strategy_class(n).tasks]
+        raise UserInputError(f"search strategy {strategy.name!r} works on "
+                             f"{' and '.join(strategy.tasks)} specs (it searches label scores "
+                             f"at a {{mask}}); this spec's task is {spec.task!r}: use "
+                             f"{', '.join(others)}")
     if spec.finetune.method != "none":
         raise UserInputError("search scores prompts without training; set finetune.method: none "
                              f"(this spec has {spec.finetune.method!r}), then train with the best "
                              "spec it writes")
+
+
+def _price(pricer: Pricer, spec: ExperimentSpec, prompts: list) -> Spend:
+    """What one pass over `prompts` costs: label words scored, or outputs generated."""
+    if spec.task == "generation":
+        return pricer.generate(prompts, spec.eval.max_new_tokens)
+    verbalizer = PromptBuilder(spec).verbalizer
+    assert verbalizer is not None
+    return pricer.score(prompts, len(verbalizer.flat_words))
 
 
 def _as_budget(budget: int | SearchBudget) -> SearchBudget:
@@ -79,12 +93,15 @@ class _Search:
         self.seed = seed
         self.progress = progress
         self.backend: Backend | None = None
+        self.select_by: SelectBy = "margin"  # resolved for the spec's task by prepare()
+        self.confirm_by: SelectBy = "margin"
         self.splits: Splits | None = None
 
     # -- before anything is spent ---------------------------------------------------------
     def prepare(self) -> tuple[Backend, Splits]:
         spec = self.spec
-        _check_spec(spec)
+        _check_spec(spec, self.strategy)
+        self.select_by, self.confirm_by = self.strategy.options.selection(spec.task)
         splits = load_splits(spec.data, spec.task, spec.seed)
         if not splits.dev:
             raise DataError("search needs a dev split (the objective); this data has none")
@@ -98,7 +115,7 @@ class _Search:
                             f"has {len(splits.dev)}")
         backend = create_backend(spec.backend.name, spec.backend.options_for())
         self.backend = backend
-        require(self.strategy.name, self.strategy.needs, backend)
+        require(self.strategy.name, self.strategy.needs_for(spec.task), backend)
         for other, needs, role in self.strategy.other_backends(backend):
             require(self.strategy.name, needs, other, role)
         self.splits = splits
@@ -119,18 +136,17 @@ class _Search:
     def plan(self, backend: Backend, splits: Splits) -> dict[str, Any]:
         spec = self.spec
         builder = PromptBuilder(spec, splits.train)
-        assert builder.verbalizer is not None
-        n_words = len(builder.verbalizer.flat_words)
         contextual = (spec.prompt.calibration.method == "contextual"
                       or "contextual" in (self.strategy.options.calibrations or ()))
-        cal = len(spec.prompt.calibration.content_free) if contextual else 0
+        cal = (len(spec.prompt.calibration.content_free)
+               if contextual and spec.task == "classification" else 0)
         dev, test = self.dev_examples(splits), self.test_examples(splits)
         info = PlanInput(n_dev=len(dev), n_train=len(splits.train),
-                         n_labels=len(builder.verbalizer.labels), calibration_calls=cal,
-                         budget_calls=self.budget.calls)
+                         n_labels=len(builder.verbalizer.labels) if builder.verbalizer else 0,
+                         calibration_calls=cal, budget_calls=self.budget.calls)
         plan = self.strategy.plan(info)
         pricer = Pricer(backend, spec.backend.model)
-        dev_pass = pricer.score(builder.render(dev), n_words)
+        dev_pass = _price(pricer, spec, builder.render(dev))
         search = dev_pass.scaled(self.budget.calls / max(1, dev_pass.calls))
         search.calls = self.budget.calls
         if self.budget.tokens is not None:
@@ -142,7 +158,7 @@ class _Search:
             """`n` prompts scored on `examples`, each with the content-free inputs."""
             if not examples:
                 return Spend()
-            spend = pricer.score(builder.render(examples), n_words).scaled(n)
+            spend = _price(pricer, spec, builder.render(examples)).scaled(n)
             spend.calls = n * (len(examples) + cal)
             return spend
 
@@ -156,7 +172,8 @@ class _Search:
             "budget": self.budget.describe(), "min_calls": plan.min_calls, "steps": plan.lines,
             "search_at_most": search.to_dict(), "final_test": final.to_dict(),
             "confirm_examples": len(confirm), "confirm_at_most": confirming.to_dict(),
-            "total_at_most": total.to_dict(), "options": self.strategy.options.model_dump()}
+            "total_at_most": total.to_dict(), "options": self.strategy.options.model_dump(),
+            "task": spec.task, "select_by": self.select_by}
         problems = []
         if self.budget.calls < plan.min_calls:
             problems.append(f"--budget {self.budget.calls:,} calls is below the {plan.min_calls:,} "
@@ -205,7 +222,7 @@ class _Search:
                     dev=self.dev_examples(splits), backend=backend, model=model, meter=meter,
                     objective=objective, journal=Journal(self.out), seed=self.seed,
                     rng=np.random.default_rng(self.seed),
-                    select_by=self.strategy.options.select_by,
+                    select_by=self.select_by,
                     calibrations=tuple(self.strategy.options.calibrations or ()))
                 original = Candidate.from_spec(spec)
                 ctx.original = original
@@ -235,7 +252,8 @@ class _Search:
                 search_seconds=round(search_seconds, 3),
                 seconds=round(time.perf_counter() - started, 3), peak_rss_mb=peak_rss_mb(),
                 out=self.out.path if self.out else None, rows=ctx.journal.rows,
-                extras=ctx.extras, plan=None)
+                extras=ctx.extras, plan=None,
+                metric=spec.metrics[0] if spec.task == "generation" else "accuracy")
             if self.out is not None:
                 report = render_report(result) + search_section(
                     self.out.path, ctx.journal.rows, self.strategy.options.select_by)
@@ -246,7 +264,7 @@ class _Search:
                 self.out.discard_if_empty()
             raise
 
-    def confirm(self, ctx: SearchContext, original: Candidate) -> tuple[Candidate, Score | None]:
+    def confirm(self, ctx: SearchContext, original: Candidate) -> tuple[Candidate, AnyScore | None]:
         """The original and the objective's leaders scored again on dev examples the search
         never saw; the best there (the original on a tie) is the result. Returns it with its
         objective score."""
@@ -265,7 +283,7 @@ class _Search:
                 known = ctx.objective.known(variant)
                 rows.append({**variant.to_dict(), "confirm": score.to_dict(),
                              "objective": known.to_dict() if known else None})
-                if score.better_than(winner_score, o.confirm_by):
+                if score.better_than(winner_score, self.confirm_by):
                     winner, winner_score = variant, score
         ctx.extras["confirm"] = {"n": len(examples), "checked": rows, "chosen": winner.to_dict()}
         return winner, ctx.objective.known(winner)
@@ -282,12 +300,10 @@ class _Search:
             key = spec.model_dump_json()  # the same spec is evaluated once, however reached
             if key not in done:
                 builder = PromptBuilder(spec, self.splits.train)
-                assert builder.verbalizer is not None
-                n_words = len(builder.verbalizer.flat_words)
                 prompts = builder.render(test)
-                if spec.prompt.calibration.method == "contextual":
+                if spec.prompt.calibration.method == "contextual" and builder.verbalizer:
                     prompts += builder.content_free()
-                ctx.meter.charge(ctx.objective.pricer.score(prompts, n_words), phase="final")
+                ctx.meter.charge(_price(ctx.objective.pricer, spec, prompts), phase="final")
                 evaluator = Evaluator(self.backend, builder, spec, self.progress)
                 done[key] = evaluator.evaluate(ctx.model, test, f"test ({name})")[0]
             out[name] = done[key]

@@ -24,10 +24,8 @@ from unified_prompt.backend import (
     WorkPlan,
 )
 from unified_prompt.errors import (
-    BackendError,
     CapabilityError,
     ModelNotFoundError,
-    UserInputError,
 )
 from unified_prompt_openai.options import OpenAIOptions
 
@@ -38,6 +36,7 @@ if TYPE_CHECKING:
     from unified_prompt.prompts.verbalizer import WordScores
     from unified_prompt_openai.client.accounting import Accounting
     from unified_prompt_openai.client.finetune import HostedFineTuning
+    from unified_prompt_openai.client.probe import ScoringProbe
     from unified_prompt_openai.client.transport import Transport
 
 CHAT_CAPABILITIES = Capabilities(
@@ -82,6 +81,7 @@ class OpenAIBackend(Backend):
         self._budget: BudgetSpec | None = None
         self._poll_seconds = self.options.poll_seconds
         self._first_token: dict[tuple[str, ...], Any] = {}
+        self._probe: ScoringProbe | None = None
 
     # -- plumbing ----------------------------------------------------------------------
     @property
@@ -115,55 +115,46 @@ class OpenAIBackend(Backend):
             self._transport.close()
             self._transport = None
             self._finetune = None
+            self._probe = None
 
     # -- models ------------------------------------------------------------------------
     def load_model(self, ref: str) -> HostedModel:
         transport = self.transport
-        try:
-            info = transport.run(transport.send(f"looking up model {ref!r}",
-                                                lambda c: c.models.retrieve(ref)))
-        except ModelNotFoundError:
-            raise ModelNotFoundError(
-                f"model {ref!r} is not served by {transport.host} (list them with GET /models)"
-            ) from None
+        owned_by = None
+        if transport.connection.lists_models:
+            try:
+                info = transport.run(transport.send(f"looking up model {ref!r}",
+                                                    lambda c: c.models.retrieve(ref)))
+            except ModelNotFoundError:
+                raise ModelNotFoundError(
+                    f"model {ref!r} is not served by {transport.host} (list them with GET "
+                    "/models)") from None
+            owned_by = getattr(info, "owned_by", None)
         scoring = self.options.scoring
         api = self.options.api
         if scoring == "auto":
-            scoring = self._probe_echo(ref)
-            if api == "auto" and scoring == "generate":
-                api = "completions"
+            decided = self.probe.decide(ref)
+            scoring = decided.scoring
+            if api == "auto":
+                api = decided.api
         if api == "auto":
             api = "completions" if scoring == "echo" else "chat"
-        return HostedModel(ref, scoring, api, getattr(info, "owned_by", None))
+        return HostedModel(ref, scoring, api, owned_by)
 
     def model_capabilities(self, model: HostedModel) -> Capabilities:
         """What the model's scoring mode allows (echo scores every token exactly; a
         completions-only model is evaluated by generating and parsing)."""
         return MODE_CAPABILITIES[model.scoring]
 
-    def _probe_echo(self, model: str) -> str:
-        """The scoring mode one tiny echo request (cached) finds: "echo" when the host
-        returns prompt log-probs; "generate" when it refuses echo with logprobs (400/422: a
-        completions model); "chat_logprobs" when it has no legacy completions for this model
-        (404/405/501: a chat model) or returns no prompt log-probs."""
-        from unified_prompt_openai.client.scoring import echo_body
+    @property
+    def probe(self) -> ScoringProbe:
+        """The `scoring: auto` decisions, one per model (client/probe.py)."""
+        if self._probe is None:
+            from unified_prompt_openai.client.hosts import default_top_logprobs
+            from unified_prompt_openai.client.probe import ScoringProbe
 
-        body = echo_body(model, ["Hello world"])
-        try:
-            data = self.transport.run(self.transport.complete(
-                "completions", body, est_prompt=3, est_completion=0,
-                what="checking whether the host scores prompts (echo + logprobs)"))
-        except (UserInputError, BackendError) as exc:
-            status = getattr(exc, "status", None)
-            if status in (400, 422):
-                return "generate"
-            if status in (404, 405, 501):
-                return "chat_logprobs"
-            raise
-        choices = data.get("choices") or []
-        lp = (choices[0].get("logprobs") or {}) if choices else {}
-        ok = bool(lp.get("text_offset")) and len(lp.get("token_logprobs") or []) >= 2
-        return "echo" if ok else "chat_logprobs"
+            self._probe = ScoringProbe(self.transport, default_top_logprobs(self.options))
+        return self._probe
 
     def model_info(self, model: HostedModel) -> ModelInfo:
         kind = ModelKind.CAUSAL if model.api == "completions" else ModelKind.CHAT
@@ -178,6 +169,7 @@ class OpenAIBackend(Backend):
 
         from unified_prompt.prompts.verbalizer import WordScores
         from unified_prompt_openai.client import scoring as sc
+        from unified_prompt_openai.client.hosts import default_top_logprobs
         from unified_prompt_openai.client.prompts import check_no_soft, estimate_tokens
 
         check_no_soft(prompts)
@@ -204,8 +196,8 @@ class OpenAIBackend(Backend):
                               np.array([p.n_tokens for p in parsed], dtype=np.int64), exact=True)
         if model.scoring == "chat_logprobs":
             messages, est = self._chat_messages(prompts)
-            bodies = [sc.logprob_body(model.id, m, self.options.top_logprobs, None)
-                      for m in messages]
+            top = default_top_logprobs(self.options)
+            bodies = [sc.logprob_body(model.id, m, top, None) for m in messages]
             results = self._complete_all("chat", bodies, est, [1] * len(bodies),
                                          "scoring label words (chat logprobs)", progress)
             scorer = self._scorer(tuple(words))
@@ -338,9 +330,14 @@ class OpenAIBackend(Backend):
         return estimate(self.options, self.accounting.prices, plan)
 
     def usage(self) -> dict[str, Any]:
+        """Requests, tokens and cost; with `scoring: auto`, what the probe chose per model
+        and why (`scoring`)."""
         if self._accounting is None:
             return {}
-        return self._accounting.usage()
+        out = self._accounting.usage()
+        if self._probe is not None and self._probe.decided:
+            out["scoring"] = {m: r.to_dict() for m, r in self._probe.decided.items()}
+        return out
 
     def set_budget(self, budget: BudgetSpec) -> None:
         self._budget = budget

@@ -35,7 +35,8 @@ class StrategyOptions(BaseModel):
     select_by: SelectBy = Field(
         "margin", description="What makes a candidate best on dev: the mean log-probability "
         "of the gold label (then accuracy), or accuracy (then that). One dev example moves "
-        "accuracy by 1/n, so with a few hundred examples accuracy picks noise.")
+        "accuracy by 1/n, so with a few hundred examples accuracy picks noise. Generation "
+        "specs: metric (the spec's first eval metric, the only choice and the default).")
     calibrations: list[CalibrationMethod] | None = Field(
         None, description="Also choose the calibration of the label scores among these: each "
         "candidate is scored under each (none and batch from the same label scores, at no "
@@ -51,6 +52,29 @@ class StrategyOptions(BaseModel):
         "margin", description="What picks the result on the confirm examples. Margin by "
         "default whatever select_by is: candidates that led the objective are near-equal "
         "in accuracy, and accuracy on a few hundred examples picks among them by chance.")
+
+
+    def selection(self, task: str) -> tuple[SelectBy, SelectBy]:
+        """(select_by, confirm_by) for a spec's task: generation has only its metric (no
+        label, no margin), classification has no "metric" choice."""
+        from unified_prompt.errors import UserInputError
+
+        chosen = {k: getattr(self, k) for k in ("select_by", "confirm_by")}
+        if task == "generation":
+            bad = [k for k in chosen if k in self.model_fields_set and chosen[k] != "metric"]
+            if bad:
+                raise UserInputError(f"search option {bad[0]}={chosen[bad[0]]}: a generation "
+                                     "spec is judged by its metric (the spec's first eval "
+                                     "metric); margin and accuracy are classification scores")
+            if self.calibrations:
+                raise UserInputError("search option calibrations: calibration applies to label "
+                                     "scores; a generation spec has none")
+            return "metric", "metric"
+        bad = [k for k, v in chosen.items() if v == "metric"]
+        if bad:
+            raise UserInputError(f"search option {bad[0]}=metric is for generation specs; a "
+                                 "classification search selects by margin or accuracy")
+        return chosen["select_by"], chosen["confirm_by"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +107,15 @@ class Strategy(ABC):
     summary: ClassVar[str]
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
     needs: ClassVar[tuple[str, ...]] = ("score",)
+    #: Spec tasks the strategy searches; on generation the target generates instead of
+    #: scoring label words.
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+
+    def needs_for(self, task: str) -> tuple[str, ...]:
+        """The target primitives a search of `task` needs."""
+        if task == "generation":
+            return tuple(dict.fromkeys("generate" if p == "score" else p for p in self.needs))
+        return self.needs
 
     def __init__(self, options: StrategyOptions | dict[str, Any] | None = None) -> None:
         if options is None or isinstance(options, dict):

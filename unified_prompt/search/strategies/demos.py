@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 
 class DemoOptions(StrategyOptions):
-    k: int = Field(1, ge=1, description="Demonstrations per label.")
-    pool_per_label: int = Field(8, ge=1, description="Training examples per label to pick from.")
+    k: int = Field(1, ge=1, description="Demonstrations per label (generation: in all).")
+    pool_per_label: int = Field(8, ge=1, description="Training examples per label to pick from "
+                                "(generation: in all).")
     random_sets: int = Field(3, ge=0, description="Random fixed sets scored first.")
     similarity: bool = Field(True, description="Also score selection: similarity.")
     steps: int = Field(24, ge=0, description="Hill-climbing sets scored after that (one swap "
@@ -38,6 +39,7 @@ class DemoSearch(Strategy):
     summary = "few-shot demonstrations: similarity, random sets, then swaps (hill climbing)"
     Options = DemoOptions
     needs = ("score",)
+    tasks = ("classification", "generation")
     options: DemoOptions
 
     def plan(self, info: PlanInput) -> StrategyPlan:
@@ -54,13 +56,14 @@ class DemoSearch(Strategy):
         assert ctx.original is not None
         o = self.options
         base = ctx.original
-        labels = [label for label, _ in base.words]
+        # generation: one group, as the spec's demonstrations are then k in all
+        labels: list[str | None] = [label for label, _ in base.words] or [None]
         by_label: dict[str | None, list[Example]] = defaultdict(list)
         for ex in ctx.train:
-            by_label[ex.label].append(ex)
+            by_label[ex.label if base.words else None].append(ex)
         pool = {label: [e.id for e in ctx.sample(by_label.get(label, []), o.pool_per_label)]
                 for label in labels}
-        ctx.extras["demo_pool"] = pool
+        ctx.extras["demo_pool"] = {label or "all": ids for label, ids in pool.items()}
 
         def fixed(ids: list[str], origin: str) -> Candidate:
             return base.with_(demos=DemoChoice("fixed", len(ids), tuple(ids)), origin=origin)

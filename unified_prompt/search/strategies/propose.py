@@ -27,6 +27,7 @@ from unified_prompt.errors import TemplateError, UserInputError
 from unified_prompt.prompts.segments import Mask, Rendered, Text
 from unified_prompt.prompts.template import FieldSlot, MaskSlot, Template
 from unified_prompt.search.budget import Pricer
+from unified_prompt.search.objective import AnyScore, percent
 from unified_prompt.search.slots import write_parts
 from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 
@@ -110,14 +111,20 @@ def template_candidate(base: Candidate, text: str) -> Candidate | None:
     return base.with_(template=line, origin="propose:template")
 
 
+def _shown(score: AnyScore) -> float:
+    """A candidate's score as the proposer reads it: 0-100."""
+    return percent(score.metric, score.value)
+
+
 _SCORE_AFTER = re.compile(r"\s+\(?\d+(\.\d+)?%?\)?$")
 #: A proposed segment: one line of ordinary text, no slots, not too long to be a heading.
 _SEGMENT_MAX = 80
 
 
-def template_segments(template: str) -> list[tuple[int, str]]:
+def template_segments(template: str, noun: str = "label") -> list[tuple[int, str]]:
     """(part index, where) of each piece of literal wording that leads into a slot: the
-    text just before a field or before the mask, when it has a letter in it."""
+    text just before a field or before the mask (the label, or a generation's output),
+    when it has a letter in it."""
     parts = Template(template).parts
     out = []
     for i, part in enumerate(parts):
@@ -129,7 +136,7 @@ def template_segments(template: str) -> list[tuple[int, str]]:
         elif isinstance(after, MaskSlot):
             before = parts[i - 1] if i > 0 else None
             shown = f"the {before.name} input and " if isinstance(before, FieldSlot) else ""
-            out.append((i, f"between {shown}the label"))
+            out.append((i, f"between {shown}the {noun}"))
     return out
 
 
@@ -156,14 +163,15 @@ def segment_candidate(base: Candidate, index: int, text: str) -> Candidate | Non
 
 
 def segment_meta_prompt(examples: list[tuple[str, str]], where: str,
-                        history: list[tuple[str, float]]) -> str:
+                        history: list[tuple[str, float]], noun: str = "label",
+                        metric: str = "accuracy") -> str:
     """A list to continue: earlier wordings of one piece of the template, worst to best
-    with their accuracy, then the opening quote of a new one."""
-    lines = ["Examples of inputs and their labels:", ""]
+    with their accuracy (or the task's metric), then the opening quote of a new one."""
+    lines = [f"Examples of inputs and their {noun}s:", ""]
     for text, answer in examples:
-        lines += [f"Input: {' '.join(text.split())[:240]}", f"Label: {answer}", ""]
+        lines += [f"Input: {' '.join(text.split())[:240]}", f"{noun.capitalize()}: {answer}", ""]
     lines.append(f"A prompt shows some words {where}. Versions of those words tried so far, "
-                 "from worst to best, with their accuracy (0-100):")
+                 f"from worst to best, with their {metric} (0-100):")
     lines += [f'"{words}" {acc:.1f}' for words, acc in history]
     return "\n".join(lines) + '\nA new version that scores higher: "'
 
@@ -172,31 +180,35 @@ def shown_template(template: str) -> str:
     return template.replace("\n", "\\n")
 
 
-def template_meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]]
-                         ) -> str:
+def template_meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]],
+                         noun: str = "label", metric: str = "accuracy") -> str:
     """OPRO over whole templates: examples, then earlier templates worst to best."""
     lines = ["Templates turn an input into a prompt; {text} is the input and {mask} is where "
-             "the label goes.", "", "Examples:"]
+             f"the {noun} goes.", "", "Examples:"]
     for text, answer in examples:
-        lines += [f"Input: {' '.join(text.split())[:240]}", f"Label: {answer}", ""]
-    lines.append("Earlier templates, from worst to best, with their accuracy (0-100):")
+        lines += [f"Input: {' '.join(text.split())[:240]}", f"{noun.capitalize()}: {answer}", ""]
+    lines.append(f"Earlier templates, from worst to best, with their {metric} (0-100):")
     for template, acc in history:
-        lines += [f"Template: {shown_template(template)}", f"Accuracy: {acc:.1f}", ""]
+        lines += [f"Template: {shown_template(template)}", f"{metric.capitalize()}: {acc:.1f}",
+                  ""]
     lines.append("Write a new template, different from those above, that scores higher. "
                  "Keep {text} and {mask}.")
     return "\n".join(lines) + "\nTemplate: "
 
 
-def meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]]) -> str:
+def meta_prompt(examples: list[tuple[str, str]], history: list[tuple[str, float]],
+                noun: str = "label", metric: str = "accuracy") -> str:
     """OPRO's meta-prompt: examples, then earlier instructions worst to best with scores."""
-    lines = ["Write one instruction that tells a reader how to label each input below.", "",
+    task = "label each input" if noun == "label" else f"write the {noun} for each input"
+    lines = [f"Write one instruction that tells a reader how to {task} below.", "",
              "Examples:"]
     for text, answer in examples:
-        lines += [f"Input: {' '.join(text.split())[:240]}", f"Label: {answer}", ""]
+        lines += [f"Input: {' '.join(text.split())[:240]}", f"{noun.capitalize()}: {answer}", ""]
     if history:
-        lines.append("Earlier instructions, from worst to best, with their accuracy (0-100):")
+        lines.append(f"Earlier instructions, from worst to best, with their {metric} (0-100):")
         for instr, acc in history:
-            lines += [f"Instruction: {instr or '(none)'}", f"Accuracy: {acc:.1f}", ""]
+            lines += [f"Instruction: {instr or '(none)'}", f"{metric.capitalize()}: {acc:.1f}",
+                      ""]
         lines.append("Write a new instruction, different from those above, that scores higher.")
     else:
         lines.append("Write the instruction in one sentence.")
@@ -208,12 +220,14 @@ class ProposeSearch(Strategy):
     summary = "instructions written by a proposer LLM from examples and earlier scores (APE/OPRO)"
     Options = ProposeOptions
     needs = ("score",)
+    tasks = ("classification", "generation")
     options: ProposeOptions
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         self._proposer: Backend | None = None
         self._own_backend = False
+        self._words: dict[str, str] = {}
 
     def other_backends(self, target: Backend) -> list[tuple[Backend, tuple[str, ...], str]]:
         p = self.options.proposer
@@ -265,6 +279,9 @@ class ProposeSearch(Strategy):
             ctx.meter.charge(pricer.generate(prompts, p.max_new_tokens))
             return proposer.generate(model, prompts, params, batch_size=len(prompts))
 
+        # how the meta-prompts name the answer and the score they show
+        self._words = ({"noun": "output", "metric": ctx.spec.metrics[0]}
+                       if ctx.objective.generation else {})
         # written first: a search usually ends when the budget runs out, mid-round
         ctx.extras["proposer"] = {"backend": proposer.name,
                                   "model": p.model or ctx.spec.backend.model,
@@ -283,16 +300,16 @@ class ProposeSearch(Strategy):
         templates = o.mode == "template"
         history: dict[str, tuple[str, float]] = {}
         original, _ = ctx.objective.dev_score(base, ctx.dev)
-        history[base.key()] = (base.template if templates else "", 100 * original.accuracy)
+        history[base.key()] = (base.template if templates else "", _shown(original))
         for text in o.seed_instructions:
             cand = instruction_candidate(base, text)
             if cand is not None:
                 score = ctx.consider(cand.with_(origin="propose:seed"), instruction=text, round=0)
-                history[cand.key()] = (text, 100 * score.accuracy)
+                history[cand.key()] = (text, _shown(score))
         for rnd in range(1, o.rounds + 1):
             shown = sorted(history.values(), key=lambda t: (t[1], t[0]))[-o.show_best:]
             texts = propose(partial(template_meta_prompt if templates else meta_prompt,
-                                    history=shown))
+                                    history=shown, **self._words))
             for text in texts:
                 cand = (template_candidate if templates else instruction_candidate)(base, text)
                 if cand is None:
@@ -302,7 +319,7 @@ class ProposeSearch(Strategy):
                 instr = cand.template[: -len(base.template)].strip() \
                     if cand.origin == "propose:instruction" else cand.template
                 history[cand.key()] = (instr.replace("{{", "{").replace("}}", "}"),
-                                       100 * score.accuracy)
+                                       _shown(score))
 
     def _segments(self, ctx: SearchContext, propose: Callable[..., list[str]],
                   rejected: list[str]) -> None:
@@ -311,7 +328,7 @@ class ProposeSearch(Strategy):
         assert ctx.original is not None
         o = self.options
         current = ctx.original
-        pieces = template_segments(current.template)
+        pieces = template_segments(current.template, self._words.get("noun", "label"))
         if not pieces:
             raise UserInputError(
                 f"propose mode segments: the template {current.template!r} has no wording "
@@ -321,13 +338,12 @@ class ProposeSearch(Strategy):
         assert current_score is not None and ctx.best is not None
         assert ctx.best.prompt_key() == current.prompt_key()
         parts = Template(current.template).parts
-        history = {i: {segment_core(parts[i])[1]: 100 * current_score.accuracy}
-                   for i, _ in pieces}
+        history = {i: {segment_core(parts[i])[1]: _shown(current_score)} for i, _ in pieces}
         for rnd in range(1, o.rounds + 1):
             index, where = pieces[(rnd - 1) % len(pieces)]
             shown = sorted(history[index].items(), key=lambda t: (t[1], t[0]))[-o.show_best:]
-            texts = propose(partial(segment_meta_prompt, where=where, history=shown),
-                            stop=('"', "\n"))
+            texts = propose(partial(segment_meta_prompt, where=where, history=shown,
+                                    **self._words), stop=('"', "\n"))
             for text in texts:
                 cand = segment_candidate(current, index, text)
                 if cand is None:
@@ -337,7 +353,7 @@ class ProposeSearch(Strategy):
                 if words in history[index]:
                     continue  # a wording already tried (the proposer often repeats one)
                 score = ctx.consider(cand, proposal=text.strip(), round=rnd, segment=where)
-                history[index][words] = 100 * score.accuracy
+                history[index][words] = _shown(score)
                 if ctx.better(score, current_score):
                     current, current_score = cand, score
 

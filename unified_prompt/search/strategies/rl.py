@@ -3,9 +3,10 @@
 A small numpy policy (one softmax per prompt position over a word list) samples prompts;
 each is rewarded with the target model's label scores on a minibatch (the gap between the
 gold label's calibrated log-probability and the best other label's, clipped, as RLPrompt
-does), and the policy is trained by REINFORCE with the batch mean as baseline. Every few
-steps the policy's most likely prompt is checked on the full dev objective. Only `score`
-is needed, so this runs on hosted backends too.
+does; on a generation spec, the task's metric of the outputs generated on the minibatch),
+and the policy is trained by REINFORCE with the batch mean as baseline. Every few steps
+the policy's most likely prompt is checked on the full dev objective. Only `score` (on
+generation, `generate`) is needed, so this runs on hosted backends too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from unified_prompt.search.objective import score_from
+from unified_prompt.search.objective import AnyScore, score_from
 from unified_prompt.search.slots import Position, slot_sizes, slot_template, spaced_fill, write
 from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 from unified_prompt.search.vocab import prompt_vocabulary
@@ -49,6 +50,7 @@ class RLSearch(Strategy):
     summary = "prompt words from a numpy policy trained by REINFORCE on label-score rewards"
     Options = RLOptions
     needs = ("score",)
+    tasks = ("classification", "generation")
     options: RLOptions
 
     def plan(self, info: PlanInput) -> StrategyPlan:
@@ -68,6 +70,24 @@ class RLSearch(Strategy):
             fills[slot] = " ".join(words[int(a)] for a in action[k:k + size])
             k += size
         return base.with_(template=write(slots, spaced_fill(slots, fills)), origin="rl")
+
+    def _reward(self, ctx: SearchContext, cand: Candidate, batch: list) -> tuple[AnyScore, float]:
+        """The minibatch score and the reward: the task's metric of the generated outputs
+        (generation), or the gold label's calibrated margin over the best other label,
+        clipped (classification, as RLPrompt)."""
+        import numpy as np
+
+        if ctx.objective.generation:
+            score = ctx.objective.score(cand, batch)
+            return score, float(score.value)
+        o = self.options
+        lp = ctx.objective.label_logprobs(cand, batch)
+        gold = np.asarray(ctx.objective.gold(cand, batch))
+        rows = np.arange(len(gold))
+        others = lp.copy()
+        others[rows, gold] = -np.inf
+        margin = np.clip(lp[rows, gold] - others.max(axis=1), -o.clip, o.clip)
+        return score_from(lp, gold), float(margin.mean())
 
     def search(self, ctx: SearchContext) -> None:
         import numpy as np
@@ -89,15 +109,9 @@ class RLSearch(Strategy):
             rewards = []
             for action in actions:
                 cand = ctx.for_batch(self._candidate(base, slots, words, action))
-                lp = ctx.objective.label_logprobs(cand, batch)
-                gold = np.asarray(ctx.objective.gold(cand, batch))
-                rows = np.arange(len(gold))
-                others = lp.copy()
-                others[rows, gold] = -np.inf
-                margin = np.clip(lp[rows, gold] - others.max(axis=1), -o.clip, o.clip)
-                reward = float(margin.mean())
+                score, reward = self._reward(ctx, cand, batch)
                 rewards.append(reward)
-                ctx.record(cand, score_from(lp, gold), scope=f"batch:{len(batch)}", step=step,
+                ctx.record(cand, score, scope=f"batch:{len(batch)}", step=step,
                            reward=round(reward, 6))
             policy.update(actions, np.asarray(rewards))
             if step % o.check_every == 0 or step == o.steps:

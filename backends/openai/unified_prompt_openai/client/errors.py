@@ -7,6 +7,7 @@ masked key) is not chained for credential errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from unified_prompt.errors import (
@@ -45,16 +46,24 @@ def request_id(exc: Any) -> str | None:
     return headers.get("x-request-id") if headers is not None else None
 
 
-def translate(exc: BaseException, *, host: str, what: str, key: str | None) -> UnifiedPromptError:
+def translate(exc: BaseException, *, host: str, what: str,
+              secrets: Sequence[str | None] = (), key_variable: str = "OPENAI_API_KEY"
+              ) -> UnifiedPromptError:
     """The core error for an SDK exception raised while doing `what` against `host`;
-    `.status` carries the HTTP status (None for connection errors)."""
-    err = _translate(exc, host=host, what=what, key=key)
+    `.status` carries the HTTP status (None for connection errors). `secrets` (the key,
+    credential headers) are scrubbed from every message."""
+    err = _translate(exc, host=host, what=what, secrets=tuple(secrets),
+                     key_variable=key_variable)
     if not hasattr(err, "status"):
         err.status = getattr(exc, "status_code", None)  # type: ignore[attr-defined]
+    if not hasattr(err, "detail"):  # the host's own words (the probe quotes them)
+        detail = error_fields(exc)[2] if hasattr(exc, "status_code") else str(exc)
+        err.detail = scrub(detail, *secrets)[:200]  # type: ignore[attr-defined]
     return err
 
 
-def _translate(exc: BaseException, *, host: str, what: str, key: str | None) -> UnifiedPromptError:
+def _translate(exc: BaseException, *, host: str, what: str, secrets: tuple[str | None, ...],
+               key_variable: str) -> UnifiedPromptError:
     import openai
 
     if isinstance(exc, UnifiedPromptError):
@@ -63,11 +72,11 @@ def _translate(exc: BaseException, *, host: str, what: str, key: str | None) -> 
     suffix = f" (request id {rid})" if rid else ""
     if isinstance(exc, openai.APIStatusError):
         code, _, message = error_fields(exc)
-        message = scrub(message, key)
+        message = scrub(message, *secrets)
         status = exc.status_code
         if status == 401:
             return AuthenticationError(
-                f"{host} rejected the API key while {what}: {message}{suffix}. Set OPENAI_API_KEY "
+                f"{host} rejected the API key while {what}: {message}{suffix}. Set {key_variable} "
                 "(or backend.options.openai.api_key) to a valid key for this host.")
         if status == 403:
             return AuthenticationError(f"{host} refused {what} for this key or organization: "
@@ -91,4 +100,4 @@ def _translate(exc: BaseException, *, host: str, what: str, key: str | None) -> 
         detail = f": {type(cause).__name__}" if cause is not None else ""
         return BackendError(f"cannot reach {host} while {what}{detail} (after every retry); "
                             "check OPENAI_BASE_URL and that the host is up")
-    return BackendError(f"{what} against {host} failed: {scrub(str(exc), key)}")
+    return BackendError(f"{what} against {host} failed: {scrub(str(exc), *secrets)}")

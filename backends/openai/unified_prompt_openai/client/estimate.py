@@ -1,5 +1,6 @@
 """What a run will cost, from character counts alone (`unified-prompt run --dry-run`):
-nothing is sent, so in auto mode the host's echo support is assumed from its URL."""
+nothing is sent, so in auto mode the host's echo support is assumed from the host table
+(client/hosts.py: a known host as documented; an unknown one, a local server, echoes)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any
 from unified_prompt.backend import WorkPlan
 from unified_prompt_openai.api_defaults import AUTO_EPOCHS
 from unified_prompt_openai.client.accounting import PriceTable
+from unified_prompt_openai.client.hosts import assumed_echo
 from unified_prompt_openai.client.redact import public_url
-from unified_prompt_openai.options import DEFAULT_BASE_URL, OpenAIOptions
+from unified_prompt_openai.options import OpenAIOptions
 
 
 def assumed_mode(options: OpenAIOptions) -> str:
     if options.scoring != "auto":
         return options.scoring
-    return "chat_logprobs" if options.resolved_base_url() == DEFAULT_BASE_URL else "echo"
+    return "echo" if assumed_echo(options) else "chat_logprobs"
 
 
 def training_estimate(options: OpenAIOptions, prices: PriceTable, model: str, chars: int,

@@ -13,13 +13,13 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from unified_prompt.errors import QuotaExceededError
+from unified_prompt.errors import ModelNotFoundError, QuotaExceededError
 from unified_prompt_openai.client.accounting import Accounting
 from unified_prompt_openai.client.cache import ResponseCache, cacheable, request_key
 from unified_prompt_openai.client.errors import translate
+from unified_prompt_openai.client.hosts import Connection
 from unified_prompt_openai.client.loop import LoopThread
 from unified_prompt_openai.client.ratelimit import RateLimiter
-from unified_prompt_openai.client.redact import public_url
 from unified_prompt_openai.client.retry import RetryPolicy, status_of
 from unified_prompt_openai.options import OpenAIOptions
 
@@ -36,12 +36,24 @@ def _raw_type() -> Any:
 ENDPOINTS = {"chat": "/chat/completions", "completions": "/completions"}
 
 
+def _azure_not_found(err: ModelNotFoundError) -> ModelNotFoundError:
+    """Azure answers 404 for a deployment it does not have: say how models map to them."""
+    out = ModelNotFoundError(f"{err}. On Azure a request names a deployment: map the spec's "
+                             "model to its deployment with backend.options.openai.azure."
+                             "deployments")
+    out.status = getattr(err, "status", 404)  # type: ignore[attr-defined]
+    out.detail = getattr(err, "detail", "")  # type: ignore[attr-defined]
+    return out
+
+
 class Transport:
     def __init__(self, options: OpenAIOptions, accounting: Accounting) -> None:
         self.options = options
         self.accounting = accounting
-        self.base_url = options.resolved_base_url()
-        self.host = public_url(self.base_url)
+        self.connection = Connection.from_options(options)
+        self.base_url = self.connection.base_url
+        self.host = self.connection.host
+        self.secrets = options.secrets()
         self.policy = RetryPolicy(options.retry)
         self.cache = ResponseCache(options.resolved_cache_dir()) if options.cache else None
         self._loop: LoopThread | None = None
@@ -60,14 +72,10 @@ class Transport:
         return self.loop.run(coro)
 
     async def client(self) -> Any:
-        """The AsyncOpenAI client, made on first use inside the loop (imports the SDK)."""
+        """The SDK's async client (AsyncOpenAI, or AsyncAzureOpenAI for Azure's classic
+        API), made on first use inside the loop (imports the SDK)."""
         if self._client is None:
-            from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(
-                api_key=self.options.resolved_api_key() or "no-key",
-                organization=self.options.resolved_organization(), base_url=self.base_url,
-                max_retries=0, timeout=self.options.timeout)
+            self._client = self.connection.make_client(timeout=self.options.timeout)
             self._limiter = RateLimiter(self.options.concurrency,
                                         self.options.requests_per_minute)
         return self._client
@@ -119,10 +127,12 @@ class Transport:
                     if exc.status_code == 429 and decision.retry:
                         self.limiter.pause(decision.delay)
                 if not decision.retry:
-                    err = translate(exc, host=self.host, what=what,
-                                    key=self.options.resolved_api_key())
+                    err = translate(exc, host=self.host, what=what, secrets=self.secrets,
+                                    key_variable=self.connection.key_variable)
                     if isinstance(err, QuotaExceededError):
                         self.fatal = err
+                    if isinstance(err, ModelNotFoundError) and self.connection.azure:
+                        err = _azure_not_found(err)
                     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
                         raise err from None  # the SDK body may echo a (masked) key
                     raise err from exc
@@ -143,7 +153,8 @@ class Transport:
         """The key a deterministic request is cached under; None when it is not cached."""
         if self.cache is None or not cacheable(body):
             return None
-        return request_key(self.host, ENDPOINTS[api], body)
+        return request_key(self.connection.cache_scope, ENDPOINTS[api],
+                           self.connection.wire_body(body))
 
     def cached(self, key: str | None) -> dict[str, Any] | None:
         """The cached response under `key`, if any (not counted: see `complete`)."""
@@ -161,14 +172,16 @@ class Transport:
         if hit is not None:
             self.accounting.record_cached()
             return hit
-        model = str(body.get("model"))
+        model = str(body.get("model"))  # accounted and priced as the spec names it
+        wire = self.connection.wire_body(body)  # sent as the host names it (a deployment)
         reservation = self.accounting.reserve(model, est_prompt, est_completion)
         path = ENDPOINTS[api]
         try:
             # The SDK's documented escape hatch for a ready-made body: the typed methods
             # transform every parameter and build pydantic models of the response, which
             # cost more client CPU than the request itself at a few hundred requests/s.
-            raw = await self.send(what, lambda c: c.post(path, body=body, cast_to=_raw_type()),
+            # (On Azure's classic API the SDK's client puts the body's model in the path.)
+            raw = await self.send(what, lambda c: c.post(path, body=wire, cast_to=_raw_type()),
                                   next_tokens=est_prompt + est_completion)
         finally:
             self.accounting.release(reservation)
