@@ -255,23 +255,31 @@ def test_eval_adapter_reproduces_the_trained_runs_predictions(tmp_path, toy_spec
     assert missing.returncode == 2 and "nowhere" in missing.stderr
 
 
-def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path, toy_spec):
+@pytest.mark.parametrize("backend", ["fake", "hf"])
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path, toy_spec, backend):
     """SIGINT mid-training: the job saves where it stands before the process exits (a Ctrl-C
-    inside Thread.join used to let the main thread exit first, losing the checkpoint)."""
+    inside Thread.join used to let the main thread exit first, losing the checkpoint), on
+    the fake backend and on hf (a tiny Llama)."""
     out = tmp_path / "run"
-    spec = toy_spec.read_text().replace("max_steps: 24", "max_steps: 400").replace(
-        "checkpoint_every: 4", "checkpoint_every: 1000")
+    spec = toy_spec.read_text().replace("max_steps: 24", "max_steps: 100000").replace(
+        "checkpoint_every: 4", "checkpoint_every: 100000")
     toy_spec.write_text(spec)
-    cmd = [sys.executable, "-m", "unified_prompt.cli", "run", str(toy_spec), "--out", str(out),
-           "--set", "backend.options.fake.step_delay=0.05"]
+    cmd = [sys.executable, "-m", "unified_prompt.cli", "run", str(toy_spec), "--out", str(out)]
+    if backend == "fake":
+        cmd += ["--set", "backend.options.fake.step_delay=0.05"]
+    else:
+        from unified_prompt.testing.tiny import tiny_model
+
+        cmd += ["--set", "backend.name=hf", "--set", f"backend.model={tiny_model('llama')}",
+                "--set", "backend.options.hf.device=cpu"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "UNIFIED_PROMPT_PROGRESS": "0"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 240
     while time.time() < deadline and not ((out / "events.jsonl").exists() and (
             out / "events.jsonl").read_text().count('"type": "step"') >= 8):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert (out / "checkpoints" / "latest").exists(), "the checkpoint was saved before exiting"
