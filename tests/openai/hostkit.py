@@ -153,8 +153,8 @@ class HostEmulator:
 
         async def inner_receive() -> dict:
             nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
+            if sent:  # after the body: wait on the real connection, as a server does (the
+                return await receive()  # app watches for the client going away)
             sent = True
             return {"type": "http.request", "body": forwarded, "more_body": False}
 
