@@ -124,6 +124,7 @@ def test_qa_run_on_the_fake_backend_end_to_end(tmp_path):
     assert rows[4]["answers"] == ["北京"]
     recomputed = qa_metrics([r["answers"] for r in rows], [r["prediction"] for r in rows])
     assert metrics["metrics"] == recomputed
+    assert "| test-0 | 100 degrees Celsius; 100 °C |" in (out / "report.md").read_text()
 
 
 def test_training_teaches_the_first_answer(tmp_path):
@@ -155,3 +156,10 @@ def test_training_teaches_the_first_answer(tmp_path):
     preds = [json.loads(x)["prediction"]
              for x in (tmp_path / "lora" / "predictions.jsonl").read_text().splitlines()]
     assert preds == ["paris", "paris"]
+
+
+def test_search_refuses_qa_specs_clearly(tmp_path):
+    proc = run_cli("search", str(EXAMPLE), "--backend", "fake", "--set", "backend.model=fake-qa",
+                   "--strategy", "propose", "--budget", "5", "--out", str(tmp_path / "s"))
+    assert proc.returncode == 2 and "no search strategy takes qa specs yet" in proc.stderr
+    assert not (tmp_path / "s").exists()
