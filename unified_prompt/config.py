@@ -174,7 +174,7 @@ class EvalSpec(Strict):
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(32, ge=1, le=MAX_DIM)
     tokenize: Tokenize = Field(
-        "auto", description="How BLEU and ROUGE split text into tokens: auto (zh when the "
+        "auto", description="How BLEU, ROUGE and qa's F1 split text into tokens: auto (zh when the "
         "references or outputs hold Chinese or Japanese characters, else 13a), or one of "
         "sacrebleu's tokenizers: 13a, zh, char, intl, none.")
     adapter: str | None = Field(
