@@ -15,6 +15,8 @@ from unified_prompt.errors import ConfigError
 
 CLASSIFICATION = ("accuracy", "macro_f1")
 GENERATION = ("rouge_l", "rouge_1", "rouge_2", "bleu", "exact_match")
+#: task: qa, SQuAD's scores (computed in unified_prompt.qa_metrics).
+QA = ("exact_match", "f1")
 
 
 def accuracy(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
@@ -118,9 +120,7 @@ _GEN: dict[str, Callable[[Sequence[str], Sequence[str], str], float]] = {
 
 
 def check_metric_names(names: Sequence[str], task: str) -> None:
-    from unified_prompt.qa_metrics import QA_METRICS
-
-    known = {"classification": _CLS, "qa": QA_METRICS}.get(task, _GEN)
+    known = {"classification": _CLS, "qa": dict.fromkeys(QA)}.get(task, _GEN)
     for name in names:
         if name not in known:
             raise ConfigError(f"eval.metrics: {name!r} is not a {task} metric "

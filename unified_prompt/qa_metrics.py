@@ -18,7 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from unified_prompt.metrics import check_metric_names, resolve_tokenize
+from unified_prompt.metrics import QA, check_metric_names, resolve_tokenize
 
 _ARTICLES = frozenset(("a", "an", "the"))
 #: One CJK ideograph or kana (a token on its own), or a run of other non-space characters.
@@ -76,7 +76,6 @@ def qa_f1(golds: Sequence[Sequence[str]], preds: Sequence[str], tokenize: str = 
     return _best(token_f1, golds, preds, tokenize)
 
 
-QA = ("exact_match", "f1")
 QA_METRICS: dict[str, Callable[[Sequence[Sequence[str]], Sequence[str], str], float]] = {
     "exact_match": qa_exact_match, "f1": qa_f1}
 
