@@ -32,7 +32,8 @@ from unified_prompt.strict import MAX_DIM, Seed, Strict
 from unified_prompt.yaml_io import YamlRefusedError, compose_yaml, parse_yaml, read_yaml_file
 
 Split = Literal["train", "dev", "test"]
-Task = Literal["classification", "generation"]
+#: qa: answers generated from a context and question, scored by SQuAD's exact match and F1.
+Task = Literal["classification", "generation", "qa"]
 #: How label scores are calibrated (unified_prompt.prompts.calibration).
 CalibrationMethod = Literal["none", "contextual", "batch"]
 #: How generated text is split into tokens for BLEU / ROUGE (unified_prompt.metrics).
@@ -173,7 +174,7 @@ class EvalSpec(Strict):
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(32, ge=1, le=MAX_DIM)
     tokenize: Tokenize = Field(
-        "auto", description="How BLEU and ROUGE split text into tokens: auto (zh when the "
+        "auto", description="How BLEU, ROUGE and qa's F1 split text into tokens: auto (zh when the "
         "references or outputs hold Chinese or Japanese characters, else 13a), or one of "
         "sacrebleu's tokenizers: 13a, zh, char, intl, none.")
     adapter: str | None = Field(
@@ -251,7 +252,13 @@ class ExperimentSpec(Strict):
     def metrics(self) -> list[str]:
         if self.eval.metrics:
             return list(self.eval.metrics)
-        return ["accuracy", "macro_f1"] if self.task == "classification" else ["rouge_l", "bleu"]
+        return {"classification": ["accuracy", "macro_f1"], "qa": ["exact_match", "f1"]}.get(
+            self.task, ["rouge_l", "bleu"])
+
+    @property
+    def model_task(self) -> Literal["classification", "generation"]:
+        """What the backend does: score label words, or generate text (generation and qa)."""
+        return "classification" if self.task == "classification" else "generation"
 
     def train_seed(self) -> int:
         seed = getattr(self.finetune, "seed", None)

@@ -16,6 +16,7 @@ from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.prompts.calibration import calibrated
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.verbalizer import WordScores
+from unified_prompt.qa_metrics import qa_metrics
 
 #: Tokens generated per prompt to read a label from when a backend cannot score.
 LABEL_TOKENS = 16
@@ -107,9 +108,24 @@ class Evaluator:
                 for ex, r, h in zip(examples, refs, hyps, strict=False)]
         return metrics, rows
 
+    def answer_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
+                    metric_names: Sequence[str] | None = None
+                    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """qa: generated answers scored by SQuAD exact match / F1 against every gold answer."""
+        prompts = self.builder.render(examples)
+        hyps = [h.strip() for h in self.generate(model, prompts, desc)]
+        golds = [list(ex.answers) or [ex.target or ""] for ex in examples]
+        metrics = qa_metrics(golds, hyps, metric_names or self.spec.metrics,
+                             self.spec.eval.tokenize)
+        rows = [{"id": ex.id, "answers": g, "prediction": h}
+                for ex, g, h in zip(examples, golds, hyps, strict=False)]
+        return metrics, rows
+
     def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                  metric_names: Sequence[str] | None = None
                  ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         if self.spec.task == "classification":
             return self.classify(model, examples, desc, metric_names)
+        if self.spec.task == "qa":
+            return self.answer_eval(model, examples, desc, metric_names)
         return self.generate_eval(model, examples, desc, metric_names)

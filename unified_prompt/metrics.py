@@ -2,7 +2,8 @@
 
 Imported lazily (scikit-learn alone takes seconds to import). BLEU and ROUGE need words:
 text without spaces (Chinese, Japanese) is split by sacrebleu's `zh` / `char` tokenizers,
-chosen from the text or by `eval.tokenize`.
+chosen from the text or by `eval.tokenize`. Question answering is scored by SQuAD's exact
+match and token F1 (unified_prompt.qa_metrics), which the same choice splits.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from unified_prompt.errors import ConfigError
 
 CLASSIFICATION = ("accuracy", "macro_f1")
 GENERATION = ("rouge_l", "rouge_1", "rouge_2", "bleu", "exact_match")
+#: task: qa, SQuAD's scores (computed in unified_prompt.qa_metrics).
+QA = ("exact_match", "f1")
 
 
 def accuracy(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
@@ -117,7 +120,7 @@ _GEN: dict[str, Callable[[Sequence[str], Sequence[str], str], float]] = {
 
 
 def check_metric_names(names: Sequence[str], task: str) -> None:
-    known = _CLS if task == "classification" else _GEN
+    known = {"classification": _CLS, "qa": dict.fromkeys(QA)}.get(task, _GEN)
     for name in names:
         if name not in known:
             raise ConfigError(f"eval.metrics: {name!r} is not a {task} metric "

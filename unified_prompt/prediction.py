@@ -75,7 +75,7 @@ class Predictor:
         """A label with probabilities per input (classification), or generated text."""
         examples = [Example(f"input-{i}", {"text": x} if isinstance(x, str) else dict(x))
                     for i, x in enumerate(inputs)]
-        if self.spec.task == "generation":
+        if self.spec.model_task == "generation":
             prompts = self.builder.render(examples)
             return [{"text": t.strip()} for t in self.evaluator.generate(self.model, prompts, "predict")]
         verbalizer = self.builder.verbalizer

@@ -25,6 +25,7 @@ def render_report(result: RunResult, spec: ExperimentSpec) -> str:
         lines += ["", "## Usage", ""] + [f"- {k}: {v}" for k, v in m["usage"].items()]
     lines += ["", "## First predictions", "", "| id | gold | prediction |", "|---|---|---|"]
     for row in result.predictions[:8]:
-        gold = row.get("label", row.get("target", ""))
+        gold = row.get("label", row.get("target", "")) if "answers" not in row else \
+            "; ".join(map(str, row["answers"]))
         lines.append(f"| {row['id']} | {str(gold)[:60]} | {str(row['prediction'])[:60]} |")
     return "\n".join(lines) + "\n"

@@ -177,7 +177,7 @@ class _Run:
         if not self.world.is_main:
             self.progress = False
         self.inference: Any = ShardedInference(backend, self.world)
-        if spec.task == "generation" and not caps.generate:
+        if spec.model_task == "generation" and not caps.generate:
             raise CapabilityError(f"backend {backend.name!r} cannot generate text")
         backend.set_budget(spec.budget)
         return splits, builder, backend
@@ -207,7 +207,7 @@ class _Run:
             model=spec.backend.model,
             score_prompts=len(prompts) + n_extra if spec.task == "classification" else 0,
             words=len(builder.verbalizer.flat_words) if builder.verbalizer else 0,
-            generate_prompts=len(prompts) if spec.task == "generation" else 0,
+            generate_prompts=len(prompts) if spec.model_task == "generation" else 0,
             prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens,
             train_examples=len(train), train_chars=sum(len(e.text) for e in train),
             hosted_training=ft.method == "hosted",
@@ -291,10 +291,10 @@ class _Run:
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
         evaluator = Evaluator(self.inference, builder, spec, progress=False)
-        metric = "accuracy" if spec.task == "classification" else "rouge_l"
+        metric = {"classification": "accuracy", "qa": "f1"}.get(spec.task, "rouge_l")
         seed = spec.train_seed()
         setup = TrainSetup(
-            method=ft, task=spec.task, seed=seed,
+            method=ft, task=spec.model_task, seed=seed,
             words=verbalizer.flat_words if verbalizer else (),
             word_label=verbalizer.word_label if verbalizer else (),
             n_labels=len(verbalizer.labels) if verbalizer else 0,

@@ -10,13 +10,16 @@ class Example:
     """One example: text fields the template fills, and a label or a target.
 
     `fields` holds every text the template may name ({text}, {question}, ...);
-    classification examples carry `label`, generation examples carry `target`.
+    classification examples carry `label`, generation examples carry `target`; qa
+    examples carry every acceptable `answers` and the first as `target` (what training
+    teaches and demonstrations show).
     """
 
     id: str
     fields: dict[str, str]
     label: str | None = None
     target: str | None = None
+    answers: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -32,4 +35,6 @@ class Example:
             out["label"] = self.label
         if self.target is not None:
             out["target"] = self.target
+        if self.answers:
+            out["answers"] = list(self.answers)
         return out

@@ -12,6 +12,8 @@ from unified_prompt.data.example import Example
 from unified_prompt.errors import DataError
 
 _SPECIAL = ("id", "label", "target")
+#: The qa task's extra column: the acceptable answers.
+_QA_SPECIAL = (*_SPECIAL, "answers")
 
 
 def detect_format(path: Path, declared: str = "auto") -> str:
@@ -114,6 +116,24 @@ def _kind(value: Any) -> str:
         type(value), type(value).__name__)
 
 
+def _answers(value: Any, column: str) -> tuple[str, ...]:
+    """A qa row's answers: a string, a list of strings, or SQuAD's {"text": [...], ...}."""
+    if isinstance(value, dict) and "text" in value:
+        value = value["text"]
+    if _is_text(value):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"answers {column!r} must be a string or a list of strings, not "
+                         f"{_kind(value)}")
+    if not value:
+        raise ValueError(f"answers {column!r} is an empty list; give at least one answer")
+    for i, answer in enumerate(value):
+        if not _is_text(answer) or _text(answer).strip() == "":
+            raise ValueError(f"answers {column!r}: item {i} is "
+                             f"{'empty' if _is_text(answer) else _kind(answer)}, not an answer")
+    return tuple(_text(a) for a in value)
+
+
 def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] | None = None,
               label_map: Mapping[str, str] | None = None, task: str = "classification",
               require: tuple[str, ...] = (), id_prefix: str | None = None) -> list[Example]:
@@ -124,7 +144,8 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
     path = Path(path)
     fmt = detect_format(path, fmt)
     fields = dict(fields or {})
-    columns = {name: fields.get(name, name) for name in set(fields) | set(_SPECIAL)}
+    special = _QA_SPECIAL if task == "qa" else _SPECIAL
+    columns = {name: fields.get(name, name) for name in set(fields) | set(special)}
     label_map = {str(k): str(v) for k, v in (label_map or {}).items()}
     prefix = id_prefix if id_prefix is not None else path.stem
     examples: list[Example] = []
@@ -145,7 +166,7 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
         not_text: dict[str, str] = {}
         mapped = {columns[name] for name in columns}
         named = [(key, key) for key in row if key not in mapped] + \
-            [(name, col) for name, col in columns.items() if name not in _SPECIAL and col in row]
+            [(name, col) for name, col in columns.items() if name not in special and col in row]
         for name, col in named:
             if _is_text(row[col]):
                 texts[name] = _text(row[col])
@@ -159,11 +180,18 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
                                 f"({', '.join(label_map)})", path=str(path), line=lineno)
             label = label_map[label]
         target = row.get(columns["target"])
+        answers: tuple[str, ...] = ()
+        if task == "qa":
+            try:
+                answers = _answers(row.get(columns["answers"]), columns["answers"])
+            except ValueError as exc:
+                raise DataError(str(exc), path=str(path), line=lineno) from None
+            target = answers[0]
         ex_id = row.get(columns["id"])
         examples.append(Example(
             id=_text(ex_id) if ex_id not in (None, "") else f"{prefix}-{lineno}",
             fields=texts, label=label if task == "classification" else None,
-            target=_text(target) if target not in (None, "") else None,
+            target=_text(target) if target not in (None, "") else None, answers=answers,
             meta={"source": str(path), "line": lineno, "not_text": not_text}))
     if not examples:
         raise DataError("no examples in file", path=str(path))

@@ -26,7 +26,7 @@ class Splits:
 
 
 def _require(task: str) -> tuple[str, ...]:
-    return ("label",) if task == "classification" else ("target",)
+    return {"classification": ("label",), "qa": ("answers",)}.get(task, ("target",))
 
 
 def _from_files(spec: DataSpec, task: str) -> dict[str, list[Example]]:

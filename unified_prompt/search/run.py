@@ -52,6 +52,9 @@ def _check_spec(spec: ExperimentSpec, strategy: Strategy) -> None:
         from unified_prompt.search.strategies import STRATEGIES, strategy_class
 
         others = [n for n in STRATEGIES if spec.task in strategy_class(n).tasks]
+        if not others:
+            raise UserInputError(f"no search strategy takes {spec.task} specs yet; search "
+                                 "works on classification and generation specs")
         raise UserInputError(f"search strategy {strategy.name!r} works on "
                              f"{' and '.join(strategy.tasks)} specs (it searches label scores "
                              f"at a {{mask}}); this spec's task is {spec.task!r}: use "

@@ -103,7 +103,7 @@ class BackendConformance:
     def setup_for(self, builder: PromptBuilder) -> TrainSetup:
         spec = builder.spec
         v = builder.verbalizer
-        return TrainSetup(method=spec.finetune, task=spec.task, seed=spec.seed,
+        return TrainSetup(method=spec.finetune, task=spec.model_task, seed=spec.seed,
                           words=v.flat_words if v else (), word_label=v.word_label if v else (),
                           n_labels=len(v.labels) if v else 0, word_score=spec.prompt.word_score,
                           soft_slots=builder.template.soft_slots, total_steps=self.train_steps)
