@@ -35,7 +35,8 @@ def test_validate_loads_no_framework(tmp_path):
 @pytest.mark.parametrize("text,needle", [
     ("finetune:\n  method: lora\n  rnk: 4\n", "finetune.rnk: unknown key"),
     ("eval:\n  limit: lots\n", "eval.limit: Input should be a valid integer"),
-    ("seed: [1]\n", "seed: Input should be a valid integer"),
+    ("seed: one\n", "seed: Input should be a valid integer"),
+    ("seed: [1, 1]\n", "seeds: seeds repeat: [1, 1]"),
     ("seed: 6\nseed: 7\n", "bad.yaml:17: duplicate key 'seed' (first given on line 16)"),
 ])
 def test_bad_spec_exits_2_naming_key_and_line(tmp_path, toy_spec, text, needle):

@@ -107,6 +107,9 @@ def spec_options(fn: Any) -> Any:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (config, metrics, predictions, events, adapter, report).")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out.")
+@click.option("--seeds", default=None, metavar="N,N,...",
+              help="Run once per seed into OUT/seed-<n>/ and write the mean, std and "
+                   "per-seed values of every metric to OUT/metrics.json (as `seed: [..]`).")
 @click.option("--dry-run", is_flag=True, help="Print requests, tokens and cost; spend nothing.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a TTY).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of a summary.")
@@ -115,7 +118,7 @@ def spec_options(fn: Any) -> Any:
                    "backend's launcher (torchrun on hf, paddle.distributed.launch on paddle).")
 @handles_errors
 def run(config: Path, overrides: tuple[str, ...], backend: str | None, out: Path | None,
-        resume: bool, dry_run: bool, progress: bool | None, as_json: bool,
+        resume: bool, seeds: str | None, dry_run: bool, progress: bool | None, as_json: bool,
         nproc: int | None) -> None:
     """Run the experiment in CONFIG and print its metrics.
 
@@ -128,6 +131,9 @@ def run(config: Path, overrides: tuple[str, ...], backend: str | None, out: Path
     if resume and out is None:
         raise UserInputError("--resume needs --out (the run directory to continue)")
     exp = Experiment.from_yaml(config, overrides=list(overrides), backend=backend)
+    if seeds is not None or exp.spec.seeds is not None:
+        _run_seeds(exp, seeds, out, resume, dry_run, progress, as_json, nproc)
+        return
     if nproc is not None and nproc > 1:
         args = [str(config), *(a for o in overrides for a in ("--set", o))]
         args += [*(["--backend", backend] if backend else []), *(["--out", str(out)] if out else []),
@@ -143,6 +149,27 @@ def run(config: Path, overrides: tuple[str, ...], backend: str | None, out: Path
         click.echo(json.dumps(result.plan if dry_run else result.metrics, indent=2, default=str))
     else:
         click.echo(result.summary())
+
+
+def _run_seeds(exp: Any, seeds: str | None, out: Path | None, resume: bool, dry_run: bool,
+               progress: bool | None, as_json: bool, nproc: int | None) -> None:
+    from unified_prompt.errors import UserInputError
+    from unified_prompt.seeds import parse_seeds, seed_specs
+
+    chosen = parse_seeds(seeds) if seeds is not None else None
+    if nproc is not None and nproc > 1:
+        raise UserInputError("--nproc runs one seed: drop --seeds / `seed: [..]`, or run "
+                             "each seed with --set seed=N")
+    if dry_run:
+        specs = seed_specs(exp.spec, chosen)
+        plan = type(exp)(specs[0]).run(dry_run=True).plan or {}
+        plan = {**plan, "seeds": [s.seed for s in specs],
+                "note": f"the plan of one seed; the run repeats it {len(specs)} times"}
+        click.echo(json.dumps(plan, indent=2, default=str) if as_json else
+                   "dry run (per seed):\n" + "\n".join(f"  {k}: {v}" for k, v in plan.items()))
+        return
+    result = exp.run_seeds(chosen, out=out, resume=resume, progress=progress)
+    click.echo(json.dumps(result.metrics, indent=2, default=str) if as_json else result.summary())
 
 
 def _launch(backend: str, nproc: int, args: list[str]) -> int:

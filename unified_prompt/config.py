@@ -217,6 +217,9 @@ class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
     seed: Seed = 13
+    seeds: list[Seed] | None = Field(
+        None, description="Run once per seed (`seed: [1, 2, 3]` in YAML sets this, and seed "
+        "to the first); `unified-prompt run` then writes OUT/seed-<n>/ and aggregates them.")
     backend: BackendSpec = Field(default_factory=BackendSpec)
     data: DataSpec
     prompt: PromptSpec
@@ -224,6 +227,29 @@ class ExperimentSpec(Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_list(cls, data: Any) -> Any:
+        """`seed: [1, 2, 3]` is the list form: the seeds, with seed the first of them."""
+        if isinstance(data, dict) and isinstance(data.get("seed"), list):
+            if data.get("seeds") is not None:
+                raise ValueError("give the seeds once: `seed: [1, 2, 3]` or `seeds:`, not both")
+            data = dict(data)
+            data["seeds"] = data.pop("seed")
+            first = data["seeds"][0] if data["seeds"] else None
+            if isinstance(first, int) and not isinstance(first, bool):
+                data["seed"] = first
+        return data
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and not v:
+            raise ValueError("the list of seeds is empty")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"seeds repeat: {v}")
+        return v
 
     @model_validator(mode="after")
     def _coherent(self) -> ExperimentSpec:

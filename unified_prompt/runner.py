@@ -50,10 +50,11 @@ from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.registry import create_backend
 from unified_prompt.report import render_report
 from unified_prompt.result import RunResult, load_result, peak_rss_mb
+from unified_prompt.seeds import SeedsResult, run_seeds
 from unified_prompt.tracking import Tracking
 
-__all__ = ["LABEL_TOKENS", "Evaluator", "Experiment", "Predictor", "RunResult", "load_result",
-           "peak_rss_mb", "render_report"]
+__all__ = ["LABEL_TOKENS", "Evaluator", "Experiment", "Predictor", "RunResult", "SeedsResult",
+           "load_result", "peak_rss_mb", "render_report"]
 
 
 class Experiment:
@@ -85,8 +86,25 @@ class Experiment:
         """`world`: the processes this run is one of (default: the launcher's, read from
         the environment; this process alone when none started it)."""
         exp = self.with_backend(backend)
+        if exp.spec.seeds is not None:
+            from unified_prompt.errors import ConfigError
+
+            raise ConfigError(f"seed is a list {exp.spec.seeds}: run it with "
+                              "Experiment.run_seeds() (or `unified-prompt run`)")
         return _Run(exp.spec, Path(out) if out else None, resume, progress,
                     world).execute(dry_run)
+
+    def run_seeds(self, seeds: Sequence[int] | None = None, *, backend: str | None = None,
+                  out: str | Path | None = None, resume: bool = False,
+                  progress: bool | None = None) -> SeedsResult:
+        """Run once per seed (default: the spec's `seed: [..]` list) into OUT/seed-<n>/,
+        then aggregate mean, std and per-seed values into OUT/metrics.json."""
+        exp = self.with_backend(backend)
+
+        def run_one(spec: ExperimentSpec, run_dir: Path | None, resume: bool) -> RunResult:
+            return _Run(spec, run_dir, resume, progress).execute(False)
+
+        return run_seeds(exp.spec, seeds, Path(out) if out else None, resume, run_one)
 
 
 class _Run:

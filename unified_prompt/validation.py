@@ -50,5 +50,11 @@ def validate_spec_file(path: str | Path, *, overrides: list[str] | None = None,
     check_metric_names(spec.metrics, spec.task)
     _check_backend_options(spec)
     sizes = _check_data(spec)
+    seeds = ""
+    if spec.seeds is not None:
+        from unified_prompt.seeds import seed_specs
+
+        seed_specs(spec, None)  # what a multi-seed run refuses (finetune.seed), refused here
+        seeds = f"; seeds: {', '.join(map(str, spec.seeds))}"
     return (f"{spec.task}, backend {spec.backend.name}, model {spec.backend.model}, "
-            f"method {spec.finetune.method}; data: {sizes}")
+            f"method {spec.finetune.method}; data: {sizes}{seeds}")
