@@ -102,8 +102,14 @@ class Evaluator:
         prompts = self.builder.render(examples)
         hyps = [h.strip() for h in self.generate(model, prompts, desc)]
         refs = [ex.target or "" for ex in examples]
-        metrics = generation_metrics(refs, hyps, metric_names or self.spec.metrics,
-                                     self.spec.eval.tokenize)
+        names = metric_names or self.spec.metrics
+        metrics = generation_metrics(refs, hyps, names, self.spec.eval.tokenize)
+        if "perplexity" in names:
+            from unified_prompt.perplexity import target_perplexity
+
+            metrics["perplexity"] = round(target_perplexity(
+                self.backend, model, prompts, refs, self.spec.eval.batch_size), 6)
+            metrics = {n: metrics[n] for n in names}  # in the order the spec lists them
         rows = [{"id": ex.id, "target": r, "prediction": h}
                 for ex, r, h in zip(examples, refs, hyps, strict=False)]
         return metrics, rows

@@ -119,8 +119,13 @@ _GEN: dict[str, Callable[[Sequence[str], Sequence[str], str], float]] = {
     "exact_match": exact_match}
 
 
+#: Generation metrics computed from the model's log-probs, not from the generated text
+#: (unified_prompt.perplexity).
+MODEL_METRICS = ("perplexity",)
+
+
 def check_metric_names(names: Sequence[str], task: str) -> None:
-    known = {"classification": _CLS, "qa": dict.fromkeys(QA)}.get(task, _GEN)
+    known = {"classification": list(_CLS), "qa": list(QA)}.get(task, [*_GEN, *MODEL_METRICS])
     for name in names:
         if name not in known:
             raise ConfigError(f"eval.metrics: {name!r} is not a {task} metric "
@@ -139,4 +144,4 @@ def generation_metrics(refs: Sequence[str], hyps: Sequence[str],
                        tokenize: str = "auto") -> dict[str, float]:
     """`tokenize` (eval.tokenize): how BLEU and ROUGE split text; see resolve_tokenize."""
     check_metric_names(names, "generation")
-    return {n: round(_GEN[n](refs, hyps, tokenize), 6) for n in names}
+    return {n: round(_GEN[n](refs, hyps, tokenize), 6) for n in names if n in _GEN}

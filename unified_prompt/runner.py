@@ -197,6 +197,10 @@ class _Run:
         self.inference: Any = ShardedInference(backend, self.world)
         if spec.model_task == "generation" and not caps.generate:
             raise CapabilityError(f"backend {backend.name!r} cannot generate text")
+        if "perplexity" in spec.metrics:
+            from unified_prompt.perplexity import require_perplexity
+
+            require_perplexity(backend)  # before a model loads or trains
         backend.set_budget(spec.budget)
         return splits, builder, backend
 

@@ -59,6 +59,9 @@ def _check_spec(spec: ExperimentSpec, strategy: Strategy) -> None:
                              f"{' and '.join(strategy.tasks)} specs (it searches label scores "
                              f"at a {{mask}}); this spec's task is {spec.task!r}: use "
                              f"{', '.join(others)}")
+    if spec.metrics[0] == "perplexity":
+        raise UserInputError("eval.metrics: search maximises the first metric and perplexity "
+                             "is lower-is-better; list another metric first (e.g. rouge_l)")
     if spec.finetune.method != "none":
         raise UserInputError("search scores prompts without training; set finetune.method: none "
                              f"(this spec has {spec.finetune.method!r}), then train with the best "
