@@ -96,11 +96,16 @@ class Evaluator:
                 for i, (ex, p) in enumerate(zip(examples, preds, strict=False))]
         return metrics, rows
 
+    def _answers(self, model: Any, examples: Sequence[Example], desc: str
+                 ) -> tuple[list[Rendered], list[str]]:
+        """The rendered prompts and what the model generated after each, stripped."""
+        prompts = self.builder.render(examples)
+        return prompts, [h.strip() for h in self.generate(model, prompts, desc)]
+
     def generate_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                       metric_names: Sequence[str] | None = None
                       ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        prompts = self.builder.render(examples)
-        hyps = [h.strip() for h in self.generate(model, prompts, desc)]
+        prompts, hyps = self._answers(model, examples, desc)
         refs = [ex.target or "" for ex in examples]
         names = metric_names or self.spec.metrics
         metrics = generation_metrics(refs, hyps, names, self.spec.eval.tokenize)
@@ -118,8 +123,7 @@ class Evaluator:
                     metric_names: Sequence[str] | None = None
                     ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """qa: generated answers scored by SQuAD exact match / F1 against every gold answer."""
-        prompts = self.builder.render(examples)
-        hyps = [h.strip() for h in self.generate(model, prompts, desc)]
+        _, hyps = self._answers(model, examples, desc)
         golds = [list(ex.answers) or [ex.target or ""] for ex in examples]
         metrics = qa_metrics(golds, hyps, metric_names or self.spec.metrics,
                              self.spec.eval.tokenize)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unified_prompt.artifacts import atomic_dir, atomic_write_text
+from unified_prompt.artifacts import atomic_write_text
 from unified_prompt.run_record import RunRecord
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _metric_names(records: Sequence[RunRecord]) -> list[str]:
 def write_report_figures(records: Sequence[RunRecord], folder: Path) -> list[FigureFile]:
     """The overlaid figures the runs have data for, into `folder` (replaced whole)."""
     from unified_prompt.figures import plots
-    from unified_prompt.figures.run import FigureFile
+    from unified_prompt.figures.run import FigureFile, write_figures
 
     drawn: list[tuple[FigureFile, Any]] = []
     names = _metric_names(records)
@@ -95,12 +95,7 @@ def write_report_figures(records: Sequence[RunRecord], folder: Path) -> list[Fig
                       lambda: plots.overlay_figure(dev, f"dev {metric}",
                                                    f"Dev {metric} at each evaluation",
                                                    markers=True)))
-    if not drawn:
-        return []
-    with atomic_dir(folder) as tmp:
-        for fig_file, draw in drawn:
-            plots.save_png(draw(), tmp / fig_file.name)
-    return [f for f, _ in drawn]
+    return write_figures(folder, drawn)
 
 
 def render_runs_report(records: Sequence[RunRecord], *, figures: Sequence[FigureFile] = (),

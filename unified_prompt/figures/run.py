@@ -33,6 +33,20 @@ class FigureFile:
         return f"![{self.title}]({prefix}/{self.name})"
 
 
+def write_figures(folder: Path, drawn: list[tuple[FigureFile, Callable[[], Any]]]
+                  ) -> list[FigureFile]:
+    """Draw each figure into `folder`, which appears whole or not at all (nothing drawn:
+    no folder)."""
+    from unified_prompt.figures import plots
+
+    if not drawn:
+        return []
+    with atomic_dir(folder) as tmp:
+        for fig_file, draw in drawn:
+            plots.save_png(draw(), tmp / fig_file.name)
+    return [f for f, _ in drawn]
+
+
 @dataclass(frozen=True)
 class LabelTable:
     """Classification numbers from predictions.jsonl (gold label vs prediction)."""
@@ -131,12 +145,7 @@ def write_run_figures(folder: Path, record: RunRecord) -> list[FigureFile]:
         drawn.append((FigureFile("reliability.png", "Reliability diagram"),
                       lambda: plots.reliability_figure(rel.confidence, rel.accuracy,
                                                        rel.counts, rel.ece)))
-    if not drawn:
-        return []
-    with atomic_dir(folder) as tmp:
-        for fig_file, draw in drawn:
-            plots.save_png(draw(), tmp / fig_file.name)
-    return [f for f, _ in drawn]
+    return write_figures(folder, drawn)
 
 
 def run_section(record: RunRecord, figures: list[FigureFile]) -> str:
