@@ -134,6 +134,17 @@ def drop_redacted(data: Any) -> Any:
     return data
 
 
+def flat_keys(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys ({"a": {"b": 1}} -> {"a.b": 1}): how a spec's settings
+    are compared across runs and logged as tracking params."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flat_keys(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
 def spec_data(spec: Any) -> dict[str, Any]:
     """An ExperimentSpec as the data a run or search writes (config.yaml, best.yaml), with
     secrets redacted where a spec holds them: its backend options. The other mappings

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unified_prompt.artifacts import atomic_write_text
+from unified_prompt.artifacts import atomic_write_text, flat_keys
 from unified_prompt.run_record import RunRecord
 
 if TYPE_CHECKING:
@@ -26,18 +26,9 @@ FIGURES = "figures"
 _NOT_SETTINGS = ("backend.options", "eval.adapter", "name")
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: data}
-
-
 def differing_settings(records: Sequence[RunRecord]) -> dict[str, list[Any]]:
     """Spec keys whose values differ between the runs (a missing key shows as None)."""
-    flat = [_flatten(r.spec_data() or {}) for r in records]
+    flat = [flat_keys(r.spec_data() or {}) for r in records]
     keys = sorted(set().union(*flat))
     out = {}
     for key in keys:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from unified_prompt.artifacts import RunDir, atomic_write_json, read_json, spec_data
+from unified_prompt.artifacts import RunDir, atomic_write_json, flat_keys, read_json, spec_data
 from unified_prompt.errors import ConfigError
 from unified_prompt.tracking.scalars import ScalarStream
 
@@ -44,13 +44,9 @@ def check_uri(uri: str) -> None:
                           problems=[("tracking.mlflow.uri", "credentials in the URI")])
 
 
-def flat_params(data: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(data, dict):
-        out: dict[str, str] = {}
-        for k, v in data.items():
-            out.update(flat_params(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1][:250]: str(data)[:6000]}
+def flat_params(data: Any) -> dict[str, str]:
+    """Dotted keys and string values within MLflow's length limits."""
+    return {k[:250]: str(v)[:6000] for k, v in flat_keys(data).items()}
 
 
 def _quiet() -> None:
