@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from unified_prompt.config import ExperimentSpec
+from unified_prompt.data.conversations import MESSAGES, is_conversation
 from unified_prompt.data.example import Example
 from unified_prompt.data.hosted_format import MIN_EXAMPLES, chat_example, dpo_example, write_training_file
 from unified_prompt.data.resolve import Splits
@@ -15,6 +16,8 @@ from unified_prompt.prompts.builder import PromptBuilder
 
 def _rows(spec: ExperimentSpec, builder: PromptBuilder, examples: list[Example]) -> list[dict]:
     kind = getattr(spec.finetune, "kind", "supervised")
+    if any(is_conversation(ex) for ex in examples):  # multi-turn chat data, uploaded as is
+        return [{"messages": builder.chat_turns(ex.meta[MESSAGES])} for ex in examples]
     prompts = [p.prefix_text() for p in builder.render(examples)]
     answers = [builder.answer(ex) for ex in examples]
     if kind == "supervised":

@@ -253,6 +253,7 @@ class _Run:
         self.log("start", backend=backend.name, model=spec.backend.model,
                  method=spec.finetune.method, resume=resuming, splits=splits.sizes())
         model = backend.load_model(spec.backend.model)
+        builder.use_model(self.inference, model)
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
         runs = METHODS[spec.finetune.method].runs
@@ -264,6 +265,7 @@ class _Run:
                 backend, model, builder, splits, resuming)
         elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
+            builder.use_model(self.inference, model)
         evaluator = Evaluator(self.inference, builder, spec, self.progress)
         started = time.perf_counter()
         scores, rows = evaluator.evaluate(model, examples)
