@@ -12,7 +12,7 @@ import openai_testkit as kit
 from unified_prompt.runner import Experiment
 
 
-def _gen_spec(tmp_path, srv, **sections):
+def _gen_spec(tmp_path, srv, decoding=None):
     rows = [{"id": f"g{i}", "text": t, "target": y} for i, (t, y) in enumerate(
         [("a fine film", "good"), ("a dull story", "bad"), ("warm acting", "good")])]
     path = tmp_path / "gen.jsonl"
@@ -20,7 +20,8 @@ def _gen_spec(tmp_path, srv, **sections):
     data = kit.run_spec({"train": str(path), "test": str(path)},
                         options=kit.backend_options(srv, api="chat"), task="generation",
                         prompt={"template": "Review: {text}\nSummary: {mask}"},
-                        eval={"metrics": ["rouge_l"], "max_new_tokens": 3}, **sections)
+                        eval={"metrics": ["rouge_l"], "max_new_tokens": 3,
+                              **({"decoding": decoding} if decoding else {})})
     data["prompt"].pop("verbalizer", None)
     return data
 
@@ -32,9 +33,7 @@ def _chat_bodies(srv):
 
 def test_decoding_options_reach_the_api_and_n_choices_come_back(tmp_path):
     with kit.serve() as srv:
-        data = _gen_spec(tmp_path, srv, eval={"metrics": ["rouge_l"], "max_new_tokens": 3,
-                                              "decoding": {"temperature": 1.2, "top_p": 0.9,
-                                                           "n": 3, "seed": 5}})
+        data = _gen_spec(tmp_path, srv, {"temperature": 1.2, "top_p": 0.9, "n": 3, "seed": 5})
         result = Experiment.from_dict(data).run(progress=False)
         bodies = _chat_bodies(srv)
         assert len(bodies) == 3  # one request per example, n choices in it
@@ -57,3 +56,31 @@ def test_prompt_chat_sends_the_system_and_query_messages(tmp_path):
             {"role": "system", "content": "Answer in one word."},
             {"role": "user", "content": "Review: a fine film\nSummary:"}]
         assert "top_p" not in bodies[0] and "n" not in bodies[0]  # defaults are not sent
+
+
+def test_serve_samples_n_seeded_choices_with_top_p():
+    from openai import OpenAI
+
+    with kit.serve() as srv:
+        c = OpenAI(base_url=srv.base_url, api_key=kit.API_KEY, max_retries=0)
+
+        def completions(**kw):
+            out = c.completions.create(model="fake-tiny", prompt=["Hello", "Bye"], max_tokens=5,
+                                       n=3, **kw)
+            return [ch.text for ch in sorted(out.choices, key=lambda ch: ch.index)]
+
+        sampled = completions(temperature=1.5, top_p=0.95, seed=2)
+        assert len(sampled) == 6 and len(set(sampled[:3])) > 1
+        assert sampled == completions(temperature=1.5, top_p=0.95, seed=2)
+        assert sampled != completions(temperature=1.5, top_p=0.95, seed=3)
+        greedy = completions(temperature=0)
+        assert greedy[:3] == [greedy[0]] * 3
+        assert completions(temperature=1.5, top_p=1e-9, seed=2) == greedy
+
+        def chat(**kw):
+            out = c.chat.completions.create(model="fake-tiny", max_completion_tokens=5, n=3,
+                                            messages=[{"role": "user", "content": "Hi"}], **kw)
+            return [ch.message.content for ch in out.choices]
+
+        assert chat(temperature=1.5, seed=4) == chat(temperature=1.5, seed=4)
+        assert len(set(chat(temperature=1.5, seed=4))) > 1
