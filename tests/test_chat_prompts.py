@@ -10,7 +10,7 @@ import yaml
 from tests.conftest import run_cli
 from unified_prompt.config import build_spec
 from unified_prompt.data.resolve import load_splits
-from unified_prompt.errors import ConfigError
+from unified_prompt.errors import ConfigError, UserInputError
 from unified_prompt.hosted import _rows
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.prompts.segments import Mask, Text
@@ -137,3 +137,17 @@ def test_chat_switch_is_checked(tmp_path):
         build_spec({**data, "prompt": {"template": "{text}", "system": "s"}})
     with pytest.raises(ConfigError, match="cannot go inside a chat template"):
         build_spec({**chat_spec(tmp_path), "finetune": {"method": "prompt_tuning"}})
+
+
+def test_classification_refuses_decoding_and_search_refuses_chat(tmp_path):
+    from unified_prompt.search.run import _check_spec
+    from unified_prompt.search.strategies import strategy_class
+
+    data = chat_spec(tmp_path)
+    data |= {"task": "classification", "prompt": {"template": "{text} {mask}", "verbalizer": {
+        "pos": "good", "neg": "bad"}}, "eval": {"decoding": {"temperature": 0.7}}}
+    with pytest.raises(ConfigError, match="decoding options apply to generation and qa"):
+        build_spec(data)
+    spec = build_spec(chat_spec(tmp_path))
+    with pytest.raises(UserInputError, match="search does not write its candidates"):
+        _check_spec(spec, strategy_class("propose")())

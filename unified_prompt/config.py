@@ -279,6 +279,9 @@ class ExperimentSpec(Strict):
             raise ValueError("prompt.chat: soft prompts ({soft} slots, prompt_tuning, "
                              "p_tuning) cannot go inside a chat template; use prefix_tuning, "
                              "lora or full")
+        if self.task == "classification" and self.eval.decoding != DecodingSpec():
+            raise ValueError("eval.decoding: classification scores label words; decoding "
+                             "options apply to generation and qa")
         if self.prompt.system is not None and not self.prompt.chat:
             raise ValueError("prompt.system is read only with prompt.chat: true")
         if template.soft_slots and not METHODS[method].soft_slots:

@@ -230,7 +230,8 @@ class _Run:
             score_prompts=len(prompts) + n_extra if spec.task == "classification" else 0,
             words=len(builder.verbalizer.flat_words) if builder.verbalizer else 0,
             generate_prompts=len(prompts) if spec.model_task == "generation" else 0,
-            prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens,
+            prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens * (
+                spec.eval.decoding.n if spec.model_task == "generation" else 1),
             train_examples=len(train), train_chars=sum(len(e.text) for e in train),
             hosted_training=ft.method == "hosted",
             hosted_epochs=ft.n_epochs if isinstance(getattr(ft, "n_epochs", None), int) else None)

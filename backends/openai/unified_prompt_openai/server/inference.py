@@ -8,6 +8,7 @@ token has no log-prob and is sent as null, as the real API does (a known spec ga
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -115,8 +116,12 @@ class Inference:
         per_call = max(1, CHUNK_TOKENS // max(1, params.max_new_tokens))
         out: list[Generated] = []
         for start in range(0, len(texts), per_call):
+            # each slice of a sampled request draws from its own seed (seed + offset), so
+            # the n copies of one prompt in two slices do not repeat each other's choices
+            part = params if not start or params.temperature <= 0 else dataclasses.replace(
+                params, seed=(params.seed or 0) + start)
             out += await self.worker.run(self.backend.generate_text, handle,
-                                         texts[start:start + per_call], params, top_k=top_k)
+                                         texts[start:start + per_call], part, top_k=top_k)
         return out
 
     async def _handle(self, model_id: str) -> Any:
