@@ -91,6 +91,13 @@ def test_hosted_rows_upload_the_conversations(tmp_path):
     assert rows[0]["messages"][1]["content"] == "Q: the film was a delight"
     assert rows[1]["messages"][0] == {"role": "system", "content": "Default system."}
     assert rows[1]["messages"][-1] == {"role": "assistant", "content": "boring film"}
+    single = chat_spec(tmp_path, system="Be brief.")
+    single["data"]["files"] = {"train": str(write_jsonl(tmp_path / "g.jsonl", [
+        {"id": "g", "text": "a fine film", "target": "good"}]))}
+    builder, splits = builder_for(single, with_model=False)
+    assert _rows(builder.spec, builder, splits.train) == [{"messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q: a fine film"},
+        {"role": "assistant", "content": "good"}]}]
 
 
 def test_conversation_run_scores_the_final_turn(tmp_path):
