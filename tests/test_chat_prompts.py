@@ -108,6 +108,18 @@ def test_conversation_run_scores_the_final_turn(tmp_path):
     assert set(result.metrics["metrics"]) == {"rouge_l", "exact_match"}
 
 
+def test_lora_trains_on_every_weighted_assistant_turn(tmp_path):
+    rows = [*CONVERSATIONS, {"id": "c3", "messages": [
+        {"role": "user", "content": "it drags on"}, {"role": "assistant", "content": "too long"},
+        {"role": "user", "content": "and the end?"}, {"role": "assistant", "content": "weak"}]}]
+    data = chat_spec(tmp_path, rows) | {"finetune": {"method": "lora", "r": 2, "max_steps": 2,
+                                                     "batch_size": 2}}
+    result = Experiment.from_dict(data).run(out=tmp_path / "run", progress=False)
+    # c1: one turn (the other has weight 0), c2: one, c3: two
+    assert result.metrics["training"]["train_examples"] == 4
+    assert result.metrics["trainable_params"] > 0
+
+
 BAD = {
     "bad role": ([{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}],
                  "messages[0].role 'robot' is not one of system, user, assistant"),
