@@ -101,10 +101,21 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class GenerationParams:
+    """How to decode. temperature 0 is greedy (top_p is then unused); above 0 tokens are
+    sampled from the softmax at that temperature, cut to the smallest set of tokens whose
+    probability reaches `top_p` (nucleus sampling), from a generator seeded with `seed`.
+
+    With `n > 1`, `Backend.generate` returns n texts per prompt, prompt-major (prompt 0's
+    n texts, then prompt 1's); `unified_prompt.sampling.repeat_for_n` gives a backend that
+    has no native `n` that behaviour by sampling each prompt n times in one batch.
+    """
+
     max_new_tokens: int = 32
     temperature: float = 0.0
     stop: tuple[str, ...] = ("\n",)
     seed: int | None = None
+    top_p: float = 1.0
+    n: int = 1
 
 
 @dataclass(frozen=True)
@@ -395,6 +406,15 @@ class Backend(ABC):
         """Chat messages as the model's own chat template writes them, ready to continue
         with the assistant's reply."""
         raise self.missing("chat templates")
+
+    def chat_prompt(self, model: Any, messages: Sequence[dict[str, str]]) -> Rendered:
+        """The prompt `prompt.chat` runs: the messages as the model's chat template writes
+        them, then the mask (where the assistant's reply, or the label word, goes). The
+        messages ride along in `meta["messages"]` for backends that send them as they are."""
+        from unified_prompt.prompts.segments import Mask, Rendered, Text
+
+        return Rendered((Text(self.render_chat(model, messages)), Mask()),
+                        meta={"messages": [dict(m) for m in messages]})
 
     # -- search primitives (AutoPrompt-style gradient search; local backends) ------------
     def vocabulary(self, model: Any) -> list[str]:

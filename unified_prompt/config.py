@@ -28,6 +28,7 @@ from unified_prompt.methods import (  # noqa: F401 - re-exported: the spec's pub
     PTuningSpec,
     TrainSpec,
 )
+from unified_prompt.sampling import DecodingSpec
 from unified_prompt.strict import MAX_DIM, Seed, Strict
 from unified_prompt.yaml_io import YamlRefusedError, compose_yaml, parse_yaml, read_yaml_file
 
@@ -145,6 +146,10 @@ class PromptSpec(Strict):
         "sum", description="Multi-token label words: summed or per-token mean log-prob.")
     truncate: dict[str, int] = Field(default_factory=dict,
                                      description="Field -> max characters before rendering.")
+    chat: bool = Field(False, description="Send the rendered prompt as the user's message "
+                       "through the model's chat template (instruction-tuned models); the "
+                       "output or label word follows the assistant header.")
+    system: str | None = Field(None, description="prompt.chat: the system message.")
 
     @field_validator("calibration", mode="before")
     @classmethod
@@ -173,6 +178,8 @@ class EvalSpec(Strict):
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(32, ge=1, le=MAX_DIM)
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec, description="Generation and "
+                                   "qa: temperature, top_p, n outputs, seed, stop strings.")
     tokenize: Tokenize = Field(
         "auto", description="How BLEU, ROUGE and qa's F1 split text into tokens: auto (zh when the "
         "references or outputs hold Chinese or Japanese characters, else 13a), or one of "
@@ -268,6 +275,15 @@ class ExperimentSpec(Strict):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         method = self.finetune.method
+        if self.prompt.chat and (template.soft_slots or METHODS[method].soft_slots):
+            raise ValueError("prompt.chat: soft prompts ({soft} slots, prompt_tuning, "
+                             "p_tuning) cannot go inside a chat template; use prefix_tuning, "
+                             "lora or full")
+        if self.task == "classification" and self.eval.decoding != DecodingSpec():
+            raise ValueError("eval.decoding: classification scores label words; decoding "
+                             "options apply to generation and qa")
+        if self.prompt.system is not None and not self.prompt.chat:
+            raise ValueError("prompt.system is read only with prompt.chat: true")
         if template.soft_slots and not METHODS[method].soft_slots:
             raise ValueError("prompt.template has {soft} slots, which only "
                              f"{' or '.join(SOFT_SLOT_METHODS)} train (finetune.method is "

@@ -17,6 +17,7 @@ from unified_prompt.prompts.calibration import calibrated
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.verbalizer import WordScores
 from unified_prompt.qa_metrics import qa_metrics
+from unified_prompt.sampling import best_of_n, generation_params, group
 
 #: Tokens generated per prompt to read a label from when a backend cannot score.
 LABEL_TOKENS = 16
@@ -68,9 +69,14 @@ class Evaluator:
         return calibrated(scores, method, ref)
 
     def generate(self, model: Any, prompts: Sequence[Rendered], desc: str,
-                 max_new_tokens: int | None = None) -> list[str]:
+                 max_new_tokens: int | None = None, decoded: bool = False) -> list[str]:
+        """Greedy texts, one per prompt; `decoded`: as eval.decoding says (n per prompt,
+        prompt-major, when it asks for n)."""
         params = GenerationParams(max_new_tokens=max_new_tokens or self.spec.eval.max_new_tokens,
                                   seed=self.spec.seed)
+        if decoded:
+            params = generation_params(self.spec.eval.decoding, params.max_new_tokens,
+                                       self.spec.seed)
         with bar(len(prompts), desc, self.progress) as pb:
             return self.backend.generate(model, prompts, params,
                                          batch_size=self.spec.eval.batch_size, progress=pb.update)
@@ -97,38 +103,56 @@ class Evaluator:
         return metrics, rows
 
     def _answers(self, model: Any, examples: Sequence[Example], desc: str
-                 ) -> tuple[list[Rendered], list[str]]:
-        """The rendered prompts and what the model generated after each, stripped."""
+                 ) -> tuple[list[Rendered], list[list[str]]]:
+        """The rendered prompts and what the model generated after each (eval.decoding's
+        n outputs), stripped."""
         prompts = self.builder.render(examples)
-        return prompts, [h.strip() for h in self.generate(model, prompts, desc)]
+        n = self.spec.eval.decoding.n
+        texts = [h.strip() for h in self.generate(model, prompts, desc, decoded=True)]
+        return prompts, group(texts, n)
+
+    @staticmethod
+    def _output_fields(outputs: list[str]) -> dict[str, Any]:
+        """A predictions row's outputs: the first as `prediction`, all n as `predictions`."""
+        return {"prediction": outputs[0], **({"predictions": outputs} if len(outputs) > 1
+                                              else {})}
 
     def generate_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                       metric_names: Sequence[str] | None = None
                       ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        prompts, hyps = self._answers(model, examples, desc)
+        prompts, outputs = self._answers(model, examples, desc)
+        hyps = [o[0] for o in outputs]
         refs = [ex.target or "" for ex in examples]
         names = metric_names or self.spec.metrics
-        metrics = generation_metrics(refs, hyps, names, self.spec.eval.tokenize)
+        tokenize = self.spec.eval.tokenize
+        metrics = generation_metrics(refs, hyps, names, tokenize)
+        if self.spec.eval.decoding.n > 1:
+            text_names = [n for n in names if n in metrics]
+            metrics |= best_of_n(lambda r, h: generation_metrics(r, h, text_names, tokenize),
+                                 refs, outputs)
         if "perplexity" in names:
             from unified_prompt.perplexity import target_perplexity
 
             metrics["perplexity"] = round(target_perplexity(
                 self.backend, model, prompts, refs, self.spec.eval.batch_size), 6)
-            metrics = {n: metrics[n] for n in names}  # in the order the spec lists them
-        rows = [{"id": ex.id, "target": r, "prediction": h}
-                for ex, r, h in zip(examples, refs, hyps, strict=False)]
+            metrics = {n: metrics[n] for n in [*names, *metrics] if n in metrics}
+        rows = [{"id": ex.id, "target": r, **self._output_fields(o)}
+                for ex, r, o in zip(examples, refs, outputs, strict=False)]
         return metrics, rows
 
     def answer_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                     metric_names: Sequence[str] | None = None
                     ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """qa: generated answers scored by SQuAD exact match / F1 against every gold answer."""
-        _, hyps = self._answers(model, examples, desc)
+        _, outputs = self._answers(model, examples, desc)
         golds = [list(ex.answers) or [ex.target or ""] for ex in examples]
-        metrics = qa_metrics(golds, hyps, metric_names or self.spec.metrics,
-                             self.spec.eval.tokenize)
-        rows = [{"id": ex.id, "answers": g, "prediction": h}
-                for ex, g, h in zip(examples, golds, hyps, strict=False)]
+        names = metric_names or self.spec.metrics
+        tokenize = self.spec.eval.tokenize
+        metrics = qa_metrics(golds, [o[0] for o in outputs], names, tokenize)
+        if self.spec.eval.decoding.n > 1:
+            metrics |= best_of_n(lambda g, h: qa_metrics(g, h, names, tokenize), golds, outputs)
+        rows = [{"id": ex.id, "answers": g, **self._output_fields(o)}
+                for ex, g, o in zip(examples, golds, outputs, strict=False)]
         return metrics, rows
 
     def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from unified_prompt.config import ExperimentSpec
+from unified_prompt.data.conversations import MESSAGES, is_conversation
 from unified_prompt.data.example import Example
 from unified_prompt.data.hosted_format import MIN_EXAMPLES, chat_example, dpo_example, write_training_file
 from unified_prompt.data.resolve import Splits
@@ -15,10 +16,13 @@ from unified_prompt.prompts.builder import PromptBuilder
 
 def _rows(spec: ExperimentSpec, builder: PromptBuilder, examples: list[Example]) -> list[dict]:
     kind = getattr(spec.finetune, "kind", "supervised")
+    if any(is_conversation(ex) for ex in examples):  # multi-turn chat data, uploaded as is
+        return [{"messages": builder.chat_turns(ex.meta[MESSAGES])} for ex in examples]
     prompts = [p.prefix_text() for p in builder.render(examples)]
     answers = [builder.answer(ex) for ex in examples]
+    system = spec.prompt.system  # prompt.chat's system message: trained as it is sent
     if kind == "supervised":
-        return [chat_example(p, a) for p, a in zip(prompts, answers, strict=False)]
+        return [chat_example(p, a, system) for p, a in zip(prompts, answers, strict=False)]
     rng = random.Random(spec.train_seed())
     rows = []
     for i, (p, a, ex) in enumerate(zip(prompts, answers, examples, strict=False)):
@@ -27,7 +31,7 @@ def _rows(spec: ExperimentSpec, builder: PromptBuilder, examples: list[Example])
                       if lab != ex.label]
         else:
             others = [answers[j] for j in range(len(answers)) if j != i and answers[j] != a]
-        rows.append(dpo_example(p, a, rng.choice(others)))
+        rows.append(dpo_example(p, a, rng.choice(others), system))
     return rows
 
 

@@ -53,6 +53,7 @@ class Predictor:
                 check_base_model(manifest, backend.model_info(model).checksum,
                                  spec.backend.model, adapter)
             model = backend.load_adapter(model, Path(adapter))
+        builder.use_model(backend, model)
         return cls(spec, backend, model, builder)
 
     @classmethod

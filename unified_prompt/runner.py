@@ -230,7 +230,8 @@ class _Run:
             score_prompts=len(prompts) + n_extra if spec.task == "classification" else 0,
             words=len(builder.verbalizer.flat_words) if builder.verbalizer else 0,
             generate_prompts=len(prompts) if spec.model_task == "generation" else 0,
-            prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens,
+            prompt_chars=chars, max_new_tokens=spec.eval.max_new_tokens * (
+                spec.eval.decoding.n if spec.model_task == "generation" else 1),
             train_examples=len(train), train_chars=sum(len(e.text) for e in train),
             hosted_training=ft.method == "hosted",
             hosted_epochs=ft.n_epochs if isinstance(getattr(ft, "n_epochs", None), int) else None)
@@ -253,6 +254,7 @@ class _Run:
         self.log("start", backend=backend.name, model=spec.backend.model,
                  method=spec.finetune.method, resume=resuming, splits=splits.sizes())
         model = backend.load_model(spec.backend.model)
+        builder.use_model(self.inference, model)
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
         runs = METHODS[spec.finetune.method].runs
@@ -264,6 +266,7 @@ class _Run:
                 backend, model, builder, splits, resuming)
         elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
+            builder.use_model(self.inference, model)
         evaluator = Evaluator(self.inference, builder, spec, self.progress)
         started = time.perf_counter()
         scores, rows = evaluator.evaluate(model, examples)

@@ -76,5 +76,29 @@ def check_data(spec: ExperimentSpec, splits: Splits) -> None:
             raise ConfigError(
                 f"prompt.demonstrations.ids: {', '.join(map(repr, missing[:5]))} not in the "
                 "training split", problems=[("prompt.demonstrations.ids", "unknown ids")])
+    check_conversations(spec, splits)
     if not splits.get(spec.eval.split):
         raise DataError(f"eval.split {spec.eval.split!r} has no examples")
+
+
+def check_conversations(spec: ExperimentSpec, splits: Splits) -> None:
+    """Multi-turn chat data (rows with `messages`) runs through the chat template, without
+    demonstrations, and trains hosted models by supervised fine-tuning."""
+    from unified_prompt.data.conversations import is_conversation
+
+    first = next((ex for name in SPLITS for ex in splits.get(name) if is_conversation(ex)), None)
+    if first is None:
+        return
+    path, line = _where(first)
+    where = f"{path}:{line}: " if path and line else ""
+    if not spec.prompt.chat:
+        raise ConfigError(f"prompt.chat: {where}the data holds conversations (messages); set "
+                          "prompt.chat: true so they go through the model's chat template",
+                          problems=[("prompt.chat", "conversation data needs chat: true")])
+    if spec.prompt.demonstrations.k:
+        raise ConfigError("prompt.demonstrations: conversation data takes no demonstrations "
+                          "(put example turns in the conversations)",
+                          problems=[("prompt.demonstrations.k", "not with conversations")])
+    if getattr(spec.finetune, "kind", "supervised") != "supervised":
+        raise ConfigError("finetune.kind: conversation data trains by supervised fine-tuning",
+                          problems=[("finetune.kind", "conversations are supervised data")])

@@ -48,7 +48,8 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 3 + 1
 
 
-def _check_messages(messages: Any, where: str, *, final_role: str | None) -> list[str]:
+def check_messages(messages: Any, where: str, *, final_role: str | None) -> list[str]:
+    """Every way `messages` breaks the chat format's rules, as readable problems."""
     if not isinstance(messages, list) or not messages:
         return [f"{where} must be a non-empty list of messages"]
     problems: list[str] = []
@@ -95,7 +96,7 @@ def check_line(obj: Any, kind: Kind, rules: FormatRules = FormatRules()) -> list
         extra = set(obj) - {"messages", "tools", "parallel_tool_calls", "metadata"}
         if extra:
             problems.append(f"unknown keys {sorted(extra)} (a supervised line has 'messages')")
-        problems += _check_messages(obj.get("messages"), "messages", final_role="assistant")
+        problems += check_messages(obj.get("messages"), "messages", final_role="assistant")
         roles = [m.get("role") for m in obj.get("messages") or [] if isinstance(m, dict)]
         if "assistant" not in roles:
             problems.append("messages needs at least one assistant message to learn from")
@@ -107,11 +108,11 @@ def check_line(obj: Any, kind: Kind, rules: FormatRules = FormatRules()) -> list
         if not isinstance(inp, dict):
             problems.append("input must be an object with 'messages'")
         else:
-            problems += _check_messages(inp.get("messages"), "input.messages", final_role="user")
+            problems += check_messages(inp.get("messages"), "input.messages", final_role="user")
         outputs = {}
         for key in ("preferred_output", "non_preferred_output"):
             out = obj.get(key)
-            found = _check_messages(out, key, final_role="assistant")
+            found = check_messages(out, key, final_role="assistant")
             if not found and len(out) != 1:
                 found.append(f"{key} must hold exactly one assistant message")
             problems += found

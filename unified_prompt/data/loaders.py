@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from unified_prompt.data.conversations import MESSAGES, conversation_example
 from unified_prompt.data.example import Example
 from unified_prompt.errors import DataError
 
@@ -149,7 +150,14 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
     label_map = {str(k): str(v) for k, v in (label_map or {}).items()}
     prefix = id_prefix if id_prefix is not None else path.stem
     examples: list[Example] = []
+    conversation = fields.get(MESSAGES, MESSAGES)
     for lineno, row in _rows(path, fmt, fields):
+        if task == "generation" and conversation in row:  # multi-turn chat data
+            ex_id = row.get(columns["id"])
+            examples.append(conversation_example(
+                row, conversation, str(path), lineno,
+                _text(ex_id) if _is_text(ex_id) and ex_id != "" else f"{prefix}-{lineno}"))
+            continue
         for need in require:
             col = columns.get(need, need)
             if row.get(col) in (None, ""):

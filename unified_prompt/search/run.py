@@ -59,6 +59,10 @@ def _check_spec(spec: ExperimentSpec, strategy: Strategy) -> None:
                              f"{' and '.join(strategy.tasks)} specs (it searches label scores "
                              f"at a {{mask}}); this spec's task is {spec.task!r}: use "
                              f"{', '.join(others)}")
+    if spec.prompt.chat:
+        raise UserInputError("prompt.chat: search does not write its candidates through a chat "
+                             "template yet; search with prompt.chat: false, then run the best "
+                             "prompt with chat")
     if spec.metrics[0] == "perplexity":
         raise UserInputError("eval.metrics: search maximises the first metric and perplexity "
                              "is lower-is-better; list another metric first (e.g. rouge_l)")

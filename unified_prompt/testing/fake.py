@@ -49,6 +49,7 @@ from unified_prompt.encoding import (
 from unified_prompt.errors import CapabilityError, ModelNotFoundError, UserInputError
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.verbalizer import WordScores
+from unified_prompt.sampling import nucleus_probs, repeat_for_n
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -92,6 +93,15 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
+
+
+def _pick(lp: np.ndarray, params: GenerationParams, rng: np.random.Generator | None) -> int:
+    """Greedy, or a draw from the temperature / top_p distribution (`rng` seeded once per
+    call, so a seed repeats a call's texts)."""
+    if rng is None:
+        return int(np.argmax(lp))
+    p = nucleus_probs(lp[None], params.temperature, params.top_p)[0]
+    return int(rng.choice(len(p), p=p))
 
 class FakeBackend(Backend):
     name = "fake"
@@ -198,6 +208,10 @@ class FakeBackend(Backend):
 
     def generate(self, model: FakeModel, prompts: Sequence[Rendered], params: GenerationParams,
                  *, batch_size: int = 16, progress: Progress | None = None) -> list[str]:
+        if params.n > 1:
+            return repeat_for_n(self.generate, model, prompts, params, batch_size=batch_size,
+                                progress=progress)
+        rng = np.random.default_rng(params.seed) if params.temperature > 0 else None
         out = []
         for prompt in prompts:
             vecs, _ = self._context(model, prompt)
@@ -205,7 +219,7 @@ class FakeBackend(Backend):
             for _ in range(params.max_new_tokens):
                 _, lp = self._next(model, np.mean(vecs, axis=0))
                 lp[:3] = -np.inf
-                tok = int(np.argmax(lp))
+                tok = _pick(lp, params, rng)
                 words.append(model.vocab.get(tok, f"<{tok}>"))
                 vecs.append(model.E[tok])
             text = " ".join(words)
@@ -258,6 +272,7 @@ class FakeBackend(Backend):
 
     def generate_text(self, model: FakeModel, texts: Sequence[str], params: GenerationParams, *,
                       top_k: int = 0, batch_size: int = 16) -> list[Generated]:
+        rng = np.random.default_rng(params.seed) if params.temperature > 0 else None
         out = []
         for text in texts:
             spans = self._spans(model, text)
@@ -266,7 +281,7 @@ class FakeBackend(Backend):
             for _ in range(params.max_new_tokens):
                 _, lp = self._next(model, np.mean(vecs, axis=0))
                 lp[:3] = -np.inf
-                tok = int(np.argmax(lp))
+                tok = _pick(lp, params, rng)
                 piece = " " + model.vocab.get(tok, f"<{tok}>")
                 candidate = pieces + piece
                 hit = [candidate.index(st) for st in params.stop if st and st in candidate]

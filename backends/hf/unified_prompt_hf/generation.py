@@ -16,6 +16,7 @@ from unified_prompt.backend import GenerationParams, Progress
 from unified_prompt.decoding import finish, length_order, mask_after
 from unified_prompt.encoding import Encoded
 from unified_prompt.prompts.segments import Rendered
+from unified_prompt.sampling import repeat_for_n
 from unified_prompt_hf.forward import check_soft, make_batch, run_continuation, run_prompt
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.scoring import prompt_budget, require_masks
@@ -40,10 +41,12 @@ def stop_ids(handle: HFModel) -> set[int]:
 
 
 class Picker:
-    """Greedy argmax, or sampling at a temperature from a seeded generator."""
+    """Greedy argmax, or sampling at a temperature (within the top_p nucleus) from a
+    seeded generator."""
 
     def __init__(self, params: GenerationParams, device: torch.device) -> None:
         self.temperature = params.temperature
+        self.top_p = params.top_p
         self.generator = None
         if self.temperature > 0:
             self.generator = torch.Generator(device=device)
@@ -54,7 +57,19 @@ class Picker:
         if self.temperature <= 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probs = nucleus(probs, self.top_p)
         return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+
+
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Row-wise: only the most likely tokens whose mass reaches top_p (the best always
+    kept, ties by id), renormalised; as unified_prompt.sampling.nucleus_probs."""
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    keep_sorted = (sorted_p.cumsum(-1) - sorted_p) < top_p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    probs = torch.where(keep, probs, torch.zeros_like(probs))
+    return probs / probs.sum(-1, keepdim=True)
 
 
 @dataclass
@@ -143,7 +158,11 @@ def _masked_batch(handle: HFModel, prompts: Sequence[Rendered], params: Generati
 
 def generate(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams, *,
              batch_size: int = 16, progress: Progress | None = None) -> list[str]:
-    """Generated text per prompt, stop strings removed."""
+    """Generated text per prompt (n per prompt, prompt-major, when params.n > 1), stop
+    strings removed."""
+    if params.n > 1:
+        return repeat_for_n(lambda _, ps, p, **kw: generate(handle, ps, p, **kw), None, prompts,
+                            params, batch_size=batch_size, progress=progress)
     texts = [""] * len(prompts)
     if not prompts or params.max_new_tokens < 1:
         return texts

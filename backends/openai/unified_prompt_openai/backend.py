@@ -162,6 +162,19 @@ class OpenAIBackend(Backend):
             "host": self.transport.host, "scoring": model.scoring, "api": model.api,
             "owned_by": model.owned_by})
 
+    def chat_prompt(self, model: HostedModel, messages: Sequence[dict[str, str]]) -> Rendered:
+        """prompt.chat: the messages themselves go to the chat API (the text is what
+        estimates and caches see)."""
+        from unified_prompt.decoding import plain_chat
+        from unified_prompt.prompts.segments import Mask, Rendered, Text
+
+        if model.api != "chat":
+            raise CapabilityError(f"prompt.chat: model {model.id!r} is used through legacy "
+                                  "completions here; set backend.options.openai.api: chat to "
+                                  "send chat messages")
+        return Rendered((Text(plain_chat(messages)), Mask()),
+                        meta={"messages": [dict(m) for m in messages]})
+
     # -- scoring -----------------------------------------------------------------------
     def score(self, model: HostedModel, prompts: Sequence[Rendered], words: Sequence[str], *,
               batch_size: int = 16, progress: Progress | None = None) -> WordScores:
@@ -236,17 +249,17 @@ class OpenAIBackend(Backend):
             messages, est = self._chat_messages(prompts)
             bodies = [gen.chat_body(model.id, m, params) for m in messages]
             results = self._complete_all("chat", bodies, est,
-                                         [params.max_new_tokens] * len(bodies), "generating",
-                                         progress)
-            texts = [gen.chat_text(d) for d in results]
+                                         [params.max_new_tokens * params.n] * len(bodies),
+                                         "generating", progress)
+            texts = [t for d in results for t in gen.chat_texts(d, params.n)]
         else:
             prompts_text = [p.prefix_text() for p in prompts]
             bodies = [gen.completion_body(model.id, t, params) for t in prompts_text]
             est = [estimate_tokens(t, self.options.chars_per_token) for t in prompts_text]
             results = self._complete_all("completions", bodies, est,
-                                         [params.max_new_tokens] * len(bodies), "generating",
-                                         progress)
-            texts = [gen.completion_text(d) for d in results]
+                                         [params.max_new_tokens * params.n] * len(bodies),
+                                         "generating", progress)
+            texts = [t for d in results for t in gen.completion_texts(d, params.n)]
         return [gen.cut_at_stop(t, params.stop) for t in texts]
 
     def _chat_messages(self, prompts: Sequence[Rendered]) -> tuple[list[Any], list[int]]:

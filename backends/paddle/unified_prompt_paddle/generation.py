@@ -17,6 +17,7 @@ from unified_prompt.decoding import finish, length_order, mask_after
 from unified_prompt.encoding import Encoded, encode_causal, encode_masked
 from unified_prompt.errors import UserInputError
 from unified_prompt.prompts.segments import Rendered
+from unified_prompt.sampling import nucleus_probs, repeat_for_n
 from unified_prompt_paddle.forward import gather_rows, head, log_softmax, make_batch, run
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.runtime import paddle
@@ -26,10 +27,7 @@ from unified_prompt_paddle.scoring import cached_encoder, prompt_budget, soft_of
 def _pick(logits: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> np.ndarray:
     if params.temperature <= 0:
         return logits.argmax(axis=-1)
-    z = logits / params.temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
+    p = nucleus_probs(logits, params.temperature, params.top_p)
     return np.array([rng.choice(len(row), p=row) for row in p])
 
 
@@ -150,6 +148,11 @@ def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
 
 def generate(model: PaddleModel, prompts: Sequence[Rendered], params: GenerationParams,
              batch_size: int, progress: Progress | None) -> list[str]:
+    """Generated text per prompt (n per prompt, prompt-major, when params.n > 1)."""
+    if params.n > 1:
+        return repeat_for_n(
+            lambda _, ps, p, batch_size, progress: generate(model, ps, p, batch_size, progress),
+            None, prompts, params, batch_size=batch_size, progress=progress)
     out = [""] * len(prompts)
     if params.max_new_tokens < 1:
         return out

@@ -8,7 +8,8 @@ import math
 from collections.abc import Sequence
 
 from unified_prompt.errors import CapabilityError
-from unified_prompt.prompts.segments import Demos, Rendered
+from unified_prompt.prompts.chat import query_messages
+from unified_prompt.prompts.segments import Rendered
 
 
 def check_no_soft(prompts: Sequence[Rendered]) -> None:
@@ -17,21 +18,13 @@ def check_no_soft(prompts: Sequence[Rendered]) -> None:
                               "hosted API; train them on a local backend")
 
 
-def without_demos(prompt: Rendered) -> Rendered:
-    return Rendered(tuple(s for s in prompt.segments if not isinstance(s, Demos)),
-                    prompt.example_id)
-
-
 def chat_messages(prompt: Rendered, system: str | None = None) -> list[dict[str, str]]:
     """System message, each demonstration as a user turn and the assistant's answer, then
-    the query: the same shape as the hosted training rows the core writes."""
-    messages = [{"role": "system", "content": system}] if system else []
-    demos = prompt.demos
-    for demo in demos.items if demos else ():
-        messages.append({"role": "user", "content": demo.prompt.prefix_text()})
-        messages.append({"role": "assistant", "content": demo.answer})
-    messages.append({"role": "user", "content": without_demos(prompt).prefix_text()})
-    return messages
+    the query: the same shape as the hosted training rows the core writes. A prompt the
+    core already wrote as chat (prompt.chat) carries its own messages."""
+    if prompt.meta.get("messages"):
+        return [dict(m) for m in prompt.meta["messages"]]
+    return query_messages(prompt, system)
 
 
 def estimate_tokens(text: str, chars_per_token: float) -> int:

@@ -8,6 +8,7 @@ token has no log-prob and is sent as null, as the real API does (a known spec ga
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -34,10 +35,13 @@ def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
     return tuple(s for s in stops if s)
 
 
-def _params(max_tokens: int, temperature: float | None, stop: Any,
-            seed: int | None) -> GenerationParams:
-    return GenerationParams(max_new_tokens=max_tokens, temperature=temperature or 0.0,
-                            stop=_stops(stop), seed=seed)
+def _params(max_tokens: int, req: ChatCompletionRequest | CompletionRequest) -> GenerationParams:
+    """Decoding as the request asks: greedy unless temperature > 0, then top_p nucleus
+    sampling seeded by `seed` (the n choices of one request are n rows of one batch, so
+    they differ and a fixed seed repeats them)."""
+    return GenerationParams(max_new_tokens=max_tokens, temperature=req.temperature or 0.0,
+                            stop=_stops(req.stop), seed=req.seed,
+                            top_p=req.top_p if req.top_p is not None else 1.0)
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -112,8 +116,12 @@ class Inference:
         per_call = max(1, CHUNK_TOKENS // max(1, params.max_new_tokens))
         out: list[Generated] = []
         for start in range(0, len(texts), per_call):
+            # each slice of a sampled request draws from its own seed (seed + offset), so
+            # the n copies of one prompt in two slices do not repeat each other's choices
+            part = params if not start or params.temperature <= 0 else dataclasses.replace(
+                params, seed=(params.seed or 0) + start)
             out += await self.worker.run(self.backend.generate_text, handle,
-                                         texts[start:start + per_call], params, top_k=top_k)
+                                         texts[start:start + per_call], part, top_k=top_k)
         return out
 
     async def _handle(self, model_id: str) -> Any:
@@ -135,7 +143,7 @@ class Inference:
         max_tokens = self._max_tokens(req.max_completion_tokens or req.max_tokens, param)
         n = req.n or 1
         self._check_work(n, max_tokens, param)
-        params = _params(max_tokens, req.temperature, req.stop, req.seed)
+        params = _params(max_tokens, req)
         top_k = (req.top_logprobs or 0) if req.logprobs else 0
         gens = await self._generate(handle, [prompt] * n, params, top_k)
         choices = []
@@ -197,30 +205,30 @@ class Inference:
         handle = await self._handle(req.model)
         prompts = self._prompts(req.prompt)
         max_tokens = self._max_tokens(req.max_tokens, "max_tokens")
-        self._check_work(len(prompts), max_tokens, "max_tokens")
+        self._check_work(len(prompts) * (req.n or 1), max_tokens, "max_tokens")
         k = req.logprobs
         echoed: list[tuple[TokenLogprob, ...]] = []
         if req.echo or max_tokens == 0:
             echoed = await self.worker.run(self.backend.text_logprobs, handle, prompts,
                                            top_k=k or 0)
+        n = req.n or 1
         gens: list[Generated] = []
-        if max_tokens > 0:
-            params = _params(max_tokens, req.temperature, req.stop, req.seed)
-            gens = await self._generate(handle, prompts, params, k or 0)
+        if max_tokens > 0:  # n choices per prompt, prompt-major, as the API orders them
+            params = _params(max_tokens, req)
+            gens = await self._generate(handle, [p for p in prompts for _ in range(n)],
+                                        params, k or 0)
         parts = []
         prompt_tokens = completion_tokens = 0
         for i, text in enumerate(prompts):
             if echoed:
                 prompt_tokens += len(echoed[i])
             elif gens:
-                prompt_tokens += gens[i].prompt_tokens
-            if gens:
-                completion_tokens += len(gens[i].tokens)
-            parts.append(_Choice(text if req.echo else "",
-                                 tuple(echoed[i]) if req.echo else (),
-                                 gens[i] if gens else None))
-        n = req.n or 1
-        parts = [p for p in parts for _ in range(n)]
+                prompt_tokens += gens[i * n].prompt_tokens
+            for j in range(n):
+                gen = gens[i * n + j] if gens else None
+                completion_tokens += len(gen.tokens) if gen else 0
+                parts.append(_Choice(text if req.echo else "",
+                                     tuple(echoed[i]) if req.echo else (), gen))
         choices = [{"index": i, "text": p.echo_text + (p.gen.text if p.gen else ""),
                     "finish_reason": p.finish,
                     "logprobs": (self._legacy_logprobs(p.tokens, k) if k is not None
@@ -228,7 +236,7 @@ class Inference:
         body = {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
                 "created": int(time.time()), "model": req.model, "choices": choices,
                 "system_fingerprint": FINGERPRINT,
-                "usage": _usage(prompt_tokens, completion_tokens * n)}
+                "usage": _usage(prompt_tokens, completion_tokens)}
         return body, parts
 
     def _completion_events(self, req: CompletionRequest, body: dict[str, Any],

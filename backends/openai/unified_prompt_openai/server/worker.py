@@ -3,7 +3,8 @@
 Requests hand their work to it through a queue instead of a general thread pool: one
 cheap hop per request, no pool of threads fighting for the GIL, and concurrent requests
 for the same primitive (text_logprobs or generate_text with the same settings) are merged
-into one backend call, as an inference server batches (off with max_batch=1).
+into one backend call, as an inference server batches (off with max_batch=1); sampled
+generation is never merged, so a request's seed alone decides its choices.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class BackendWorker:
         loop = asyncio.get_running_loop()
         key = None
         name = getattr(fn, "__name__", "")
-        if name in self.BATCHED and self.max_batch > 1:
+        sampled = name == "generate_text" and getattr(args[2], "temperature", 0) > 0
+        if name in self.BATCHED and self.max_batch > 1 and not sampled:
+            # sampled calls run alone: one seeded generator per request repeats its choices
             key = (name, id(args[0]), args[2:], tuple(sorted(kwargs.items())))
         item = _Item(fn, args, kwargs, key, loop.create_future(), loop)
         self._queue.put(item)
