@@ -38,13 +38,13 @@ if TYPE_CHECKING:
 
 
 class HFBackend(Backend):
-    """Any local Hugging Face causal or masked LM, trained with peft or fully."""
+    """Any local Hugging Face causal, masked or encoder-decoder LM, trained with peft or fully."""
 
     name: ClassVar[str] = "hf"
     capabilities: ClassVar[Capabilities] = Capabilities(
         score=True, exact_multi_token=True, generate=True, methods=frozenset(METHOD_MODULES), adapters=True,
         top_tokens=True, token_gradients=True, raw_text=True,
-        model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
+        model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED, ModelKind.SEQ2SEQ}),
         parallel=frozenset({"ddp", "fsdp"}),
         launchers=("torchrun --nproc_per_node N -m unified_prompt.cli run ...",
                    "accelerate launch --multi_gpu --num_processes N -m unified_prompt.cli run ..."),
@@ -52,7 +52,9 @@ class HFBackend(Backend):
                "finetune.parallel fsdp: FSDP2 fully_shard, for method full",
                "several processes: gloo on CPU, NCCL on GPU (one GPU per process)",
                "masked LMs generate by filling one appended mask at a time",
-               "raw-text log-probs and continuation (serve) for causal models"))
+               "raw-text log-probs and continuation (serve) for causal models",
+               "encoder-decoder models (T5, BART): the decoder writes label words and "
+               "answers; no prefix_tuning"))
     Options: ClassVar[type[HFOptions]] = HFOptions
     options: HFOptions
 
@@ -61,6 +63,16 @@ class HFBackend(Backend):
         from unified_prompt_hf.loading import load_model
 
         return load_model(ref, self.options)
+
+    def model_capabilities(self, model: HFModel) -> Capabilities:
+        """Encoder-decoder models narrow the class's capabilities: no prefix tuning, no
+        raw-text log-probs or continuation (their decoder does not read the prompt's text)."""
+        if model.kind != ModelKind.SEQ2SEQ:
+            return self.capabilities
+        import dataclasses
+
+        return dataclasses.replace(self.capabilities, raw_text=False,
+                                   methods=self.capabilities.methods - {"prefix_tuning"})
 
     def model_info(self, model: HFModel) -> ModelInfo:
         from unified_prompt_hf.loading import model_info

@@ -2,7 +2,8 @@
 
 A small loop over the backend's own forward (not `model.generate`) so soft prompts anywhere
 in the template, a trained prefix cache and explicit positions behave exactly as in scoring.
-Masked LMs generate by appending one mask at a time after what they have written so far.
+Masked LMs generate by appending one mask at a time after what they have written so far;
+encoder-decoder models decode after the encoder's output (unified_prompt_hf.seq2seq).
 """
 
 from __future__ import annotations
@@ -156,6 +157,15 @@ def _masked_batch(handle: HFModel, prompts: Sequence[Rendered], params: Generati
     return out
 
 
+def _seq2seq_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
+                   picker: Picker, enders: set[int]) -> list[list[int]]:
+    """The decoder writes after the encoder read the prompt; it ends at its own end tokens
+    (seq2seq.enders), not at `enders`."""
+    from unified_prompt_hf.seq2seq import generate_ids
+
+    return generate_ids(handle, prompts, params, picker)
+
+
 def generate(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams, *,
              batch_size: int = 16, progress: Progress | None = None) -> list[str]:
     """Generated text per prompt (n per prompt, prompt-major, when params.n > 1), stop
@@ -169,6 +179,8 @@ def generate(handle: HFModel, prompts: Sequence[Rendered], params: GenerationPar
     picker = Picker(params, handle.device)
     enders = stop_ids(handle)
     run = _causal_batch if handle.causal else _masked_batch
+    if handle.seq2seq:
+        run = _seq2seq_batch
     order = length_order(prompts)
     with torch.inference_mode(), handle.evaluating():
         for start in range(0, len(prompts), max(1, batch_size)):

@@ -61,6 +61,10 @@ class HFModel:
     def causal(self) -> bool:
         return self.kind == ModelKind.CAUSAL
 
+    @property
+    def seq2seq(self) -> bool:
+        return self.kind == ModelKind.SEQ2SEQ
+
     def trained_modules(self) -> list[torch.nn.Module]:
         out: list[torch.nn.Module] = [self.module]
         if self.soft is not None:

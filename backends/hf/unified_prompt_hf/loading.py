@@ -6,6 +6,7 @@ GGUF once); anything else must be a local Hugging Face folder. Nothing is downlo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,18 @@ def pick_dtype(options: HFOptions, device: torch.device) -> torch.dtype:
 
 
 def detect_kind(config: Any, forced: str) -> ModelKind:
-    """Causal or masked, from the config's declared architecture (or the option)."""
+    """Causal, masked or encoder-decoder, from the config's declared architecture (or the option)."""
     if forced != "auto":
         return ModelKind(forced)
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
     )
 
+    if getattr(config, "is_encoder_decoder", False) and (
+            getattr(config, "model_type", "") in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES):
+        return ModelKind.SEQ2SEQ
     for arch in getattr(config, "architectures", None) or []:
         if arch.endswith(("ForCausalLM", "LMHeadModel")):
             return ModelKind.CAUSAL
@@ -68,8 +73,8 @@ def detect_kind(config: Any, forced: str) -> ModelKind:
         return ModelKind.CAUSAL
     if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return ModelKind.MASKED
-    raise CapabilityError(f"model type {model_type!r} is neither a causal nor a masked LM; "
-                          "set backend.options.hf.kind if it is one")
+    raise CapabilityError(f"model type {model_type!r} is neither a causal, a masked nor an "
+                          "encoder-decoder LM; set backend.options.hf.kind if it is one")
 
 
 def _max_length(options: HFOptions, config: Any, tokenizer: Any) -> int:
@@ -99,7 +104,7 @@ def load_model(ref: str, options: HFOptions) -> HFModel:
 
     path = resolve_model(ref, progress=False)
     _quiet()
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -113,8 +118,7 @@ def load_model(ref: str, options: HFOptions) -> HFModel:
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
     if options.attn_implementation != "auto":
         kwargs["attn_implementation"] = options.attn_implementation
-    cls = AutoModelForCausalLM if kind == ModelKind.CAUSAL else AutoModelForMaskedLM
-    module = cls.from_pretrained(path, **kwargs)
+    module = auto_class(kind).from_pretrained(path, **kwargs)
     module.to(device)
     module.eval()
     module.requires_grad_(False)
@@ -123,10 +127,24 @@ def load_model(ref: str, options: HFOptions) -> HFModel:
     handle = HFModel(module=module, codec=codec, kind=kind, name=ref, path=Path(path),
                      device=device, dtype=dtype,
                      max_length=_max_length(options, config, tokenizer), options=options)
+    if kind == ModelKind.SEQ2SEQ:
+        from unified_prompt_hf.seq2seq import decoder_layout
+
+        handle.shared["decoder_layout"] = lay = decoder_layout(module, tokenizer)
+        if codec.special.mask is None and lay.sentinel is not None:  # T5: the mask is a sentinel
+            codec.special = dataclasses.replace(codec.special, mask=lay.sentinel)
     handle.shared["total_params"] = count_params(module)
     if options.compile:
         handle.compiled = torch.compile(module, dynamic=True)
     return handle
+
+
+def auto_class(kind: ModelKind) -> Any:
+    """The transformers Auto class that loads a model of `kind` with its LM head."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
+
+    return {ModelKind.CAUSAL: AutoModelForCausalLM, ModelKind.MASKED: AutoModelForMaskedLM,
+            ModelKind.SEQ2SEQ: AutoModelForSeq2SeqLM}[kind]
 
 
 def count_params(module: torch.nn.Module) -> int:

@@ -4,7 +4,8 @@ Classification (PET style): word log-probs (summed, or per-token mean with
 word_score=mean), log-sum-exp over each label's words, cross-entropy over labels — what
 `Verbalizer.label_scores` + softmax compute. Generation: mean negative log-likelihood of
 the target's tokens plus EOS (`encode_continuation(prompt, target)`), per example, then
-the mean over the batch.
+the mean over the batch. Encoder-decoder models: the same two losses with the words or the
+target written by the decoder (unified_prompt_hf.seq2seq).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from unified_prompt.backend import TrainItem, TrainSetup
+from unified_prompt.backend import ModelKind, TrainItem, TrainSetup
 from unified_prompt.decoding import mask_after
 from unified_prompt.encoding import Encoded
 from unified_prompt.errors import UserInputError
@@ -46,13 +47,18 @@ def classification_loss(handle: HFModel, items: Sequence[TrainItem], setup: Trai
 
 def target_ids(handle: HFModel, item: TrainItem, limit: int) -> list[int]:
     """The target's tokens at the mask, then the end token (EOS, or SEP for masked LMs)."""
-    end = handle.codec.eos if handle.causal else handle.codec.special.sep
+    end = handle.codec.special.sep if handle.kind == ModelKind.MASKED else handle.codec.eos
     ids = handle.codec.continuation(item.prompt, item.target) if item.target else []
     ids = ids[: max(1, limit - 1)]
     return ids + ([int(end)] if end is not None else [])
 
 
 def generation_loss(handle: HFModel, items: Sequence[TrainItem]) -> torch.Tensor:
+    if handle.seq2seq:
+        from unified_prompt_hf import seq2seq
+
+        targets = [target_ids(handle, item, handle.max_length) for item in items]
+        return seq2seq.generation_loss(handle, items, targets)
     if handle.causal:
         return _causal_generation_loss(handle, items)
     return _masked_generation_loss(handle, items)

@@ -25,7 +25,7 @@ class HFOptions(BackendOptions):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's).")
     compile: bool = Field(False, description="torch.compile the base model for inference.")
     attn_implementation: Literal["auto", "sdpa", "eager"] = "auto"
-    kind: Literal["auto", "causal", "masked"] = Field(
+    kind: Literal["auto", "causal", "masked", "seq2seq"] = Field(
         "auto", description="Force the model kind when the config is ambiguous.")
     score_chunk: int = Field(
         64, ge=1, description="Rows per continuation forward when scoring multi-token words "

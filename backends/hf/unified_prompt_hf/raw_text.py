@@ -38,8 +38,9 @@ LOGIT_BUDGET = 1 << 28
 
 def require_causal(handle: HFModel) -> None:
     if not handle.causal:
+        what = "an encoder-decoder model" if handle.seq2seq else "a masked LM"
         raise CapabilityError("backend 'hf': raw-text log-probs and continuation need a causal "
-                              f"model ({handle.name} is a masked LM)")
+                              f"model ({handle.name} is {what})")
 
 
 def _raw_prompt(handle: HFModel, text: str, reserve: int = 0, *, start: bool = False

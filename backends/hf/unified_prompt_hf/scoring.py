@@ -148,8 +148,19 @@ def masked_word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Se
     return total.view(len(prompts), n_words), _counts(ids, dev)
 
 
+def seq2seq_word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[str]
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, W) log-probs of each word written by the decoder (unified_prompt_hf.seq2seq)."""
+    from unified_prompt_hf import seq2seq
+
+    ids = word_ids(handle, prompts, words)
+    return seq2seq.word_logprobs(handle, prompts, ids), _counts(ids, handle.device)
+
+
 def word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[str], *,
                   grad: bool = False, naive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    if handle.seq2seq:
+        return seq2seq_word_logprobs(handle, prompts, words)
     if handle.causal:
         return causal_word_logprobs(handle, prompts, words, grad=grad, naive=naive)
     return masked_word_logprobs(handle, prompts, words, grad=grad)
@@ -176,27 +187,35 @@ def score(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[str], *,
     return WordScores(logprob, n_tokens)
 
 
+def _answer_logits(handle: HFModel, prompts: Sequence[Rendered]) -> torch.Tensor:
+    """(B, V) logits of the first token written at each prompt's mask."""
+    if handle.seq2seq:
+        from unified_prompt_hf.seq2seq import first_token_logits
+
+        return first_token_logits(handle, prompts)
+    if handle.causal:
+        encoded = [handle.codec.causal(p, prompt_budget(handle), reserve=1) for p in prompts]
+    else:
+        encoded = [handle.codec.masked(p, handle.max_length) for p in prompts]
+        require_masks(encoded)
+    check_soft(handle, encoded)
+    batch = make_batch(handle, encoded)
+    logits, _ = run_prompt(handle, batch, keep=1 if handle.causal else None)
+    if handle.causal:
+        return logits[:, -1]
+    return torch.stack([logits[r, cols[0]] for r, cols in enumerate(batch.mask_cols)])
+
+
 def top_tokens(handle: HFModel, prompts: Sequence[Rendered], k: int, *,
                batch_size: int = 16) -> list[list[tuple[str, float]]]:
-    """The k most likely tokens at each prompt's mask (next token, for causal LMs)."""
+    """The k most likely tokens at each prompt's mask (next token, for causal LMs; the
+    answer's first token, for encoder-decoder models)."""
     out: list[list[tuple[str, float]]] = [[] for _ in prompts]
     order = length_order(prompts)
     with torch.inference_mode(), handle.evaluating():
         for start in range(0, len(prompts), max(1, batch_size)):
             idx = order[start:start + batch_size]
-            if handle.causal:
-                encoded = [handle.codec.causal(prompts[i], prompt_budget(handle), reserve=1)
-                           for i in idx]
-            else:
-                encoded = [handle.codec.masked(prompts[i], handle.max_length) for i in idx]
-                require_masks(encoded)
-            check_soft(handle, encoded)
-            batch = make_batch(handle, encoded)
-            logits, _ = run_prompt(handle, batch, keep=1 if handle.causal else None)
-            if handle.causal:
-                rows = logits[:, -1]
-            else:
-                rows = torch.stack([logits[r, cols[0]] for r, cols in enumerate(batch.mask_cols)])
+            rows = _answer_logits(handle, [prompts[i] for i in idx])
             lp = torch.log_softmax(rows.float(), dim=-1)
             values, indices = lp.topk(min(k, lp.shape[-1]), dim=-1)
             for r, i in enumerate(idx):

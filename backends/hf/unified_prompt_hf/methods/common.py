@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 
 
 def task_type(handle: HFModel) -> Any:
-    """CAUSAL_LM, or FEATURE_EXTRACTION for masked LMs (peft has no masked-LM task type)."""
+    """CAUSAL_LM, SEQ_2_SEQ_LM, or FEATURE_EXTRACTION for masked LMs (peft has no masked-LM
+    task type)."""
     from peft import TaskType
 
+    if handle.seq2seq:
+        return TaskType.SEQ_2_SEQ_LM
     return TaskType.CAUSAL_LM if handle.causal else TaskType.FEATURE_EXTRACTION
 
 

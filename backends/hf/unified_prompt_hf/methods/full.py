@@ -39,9 +39,8 @@ def build(base: HFModel, setup: TrainSetup) -> Full:
 
 
 def load(base: HFModel, path: Path) -> HFModel:
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    from unified_prompt_hf.loading import auto_class
 
-    cls = AutoModelForCausalLM if base.causal else AutoModelForMaskedLM
-    module = cls.from_pretrained(str(path), dtype=base.dtype, local_files_only=True)
+    module = auto_class(base.kind).from_pretrained(str(path), dtype=base.dtype, local_files_only=True)
     module.to(base.device).eval().requires_grad_(False)
     return base.derive(module=module, method=Full.name)

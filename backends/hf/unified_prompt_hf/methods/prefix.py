@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from unified_prompt.backend import TrainSetup
+from unified_prompt.errors import CapabilityError
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.methods.base import MethodState
 from unified_prompt_hf.methods.common import prompt_config
@@ -49,6 +50,9 @@ def prefix_module(base: HFModel, config: Any) -> PrefixKV:
 def build(base: HFModel, setup: TrainSetup) -> PrefixTuning:
     from peft import PrefixTuningConfig
 
+    if base.seq2seq:
+        raise CapabilityError("backend 'hf': prefix_tuning is not supported on encoder-decoder "
+                              f"models ({base.name}); use prompt_tuning, p_tuning, lora or full")
     spec = setup.method
     config = prompt_config(PrefixTuningConfig, base, spec.num_virtual_tokens,
                            prefix_projection=spec.projection,

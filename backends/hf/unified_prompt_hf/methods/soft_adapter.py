@@ -35,6 +35,8 @@ def leading_layout(handle: HFModel) -> str | None:
         return None
     if handle.causal:
         return "after_bos" if handle.codec.special.add_bos else "exact"
+    if handle.seq2seq and handle.codec.special.cls is None:
+        return "exact"  # T5: the encoder input starts with the soft tokens
     return "after_cls"
 
 
