@@ -32,6 +32,8 @@ class Evaluator:
         self.spec = spec
         self.progress = progress
         self._prior = None
+        #: Figures beyond the metrics from the last evaluation (task ner: per-type scores).
+        self.details: dict[str, Any] = {}
 
     # -- primitives with progress ----------------------------------------------------
     def word_scores(self, model: Any, prompts: Sequence[Rendered], desc: str) -> WordScores:
@@ -131,6 +133,18 @@ class Evaluator:
                 for ex, g, h in zip(examples, golds, hyps, strict=False)]
         return metrics, rows
 
+    def entity_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
+                    metric_names: Sequence[str] | None = None
+                    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """ner: generated `TYPE: span; ...` lines scored by seqeval at the entity level."""
+        from unified_prompt.ner_metrics import ner_evaluation
+
+        _, hyps = self._answers(model, examples, desc)
+        metrics, rows, self.details = ner_evaluation(
+            examples, hyps, list(self.spec.prompt.entity_types or ()),
+            metric_names or self.spec.metrics)
+        return metrics, rows
+
     def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                  metric_names: Sequence[str] | None = None
                  ) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -138,4 +152,6 @@ class Evaluator:
             return self.classify(model, examples, desc, metric_names)
         if self.spec.task == "qa":
             return self.answer_eval(model, examples, desc, metric_names)
+        if self.spec.task == "ner":
+            return self.entity_eval(model, examples, desc, metric_names)
         return self.generate_eval(model, examples, desc, metric_names)

@@ -14,6 +14,9 @@ from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.template import Template
 from unified_prompt.prompts.verbalizer import Verbalizer
 
+#: task: ner: the template field that shows prompt.entity_types.
+NER_TYPES_FIELD = "entity_types"
+
 
 def experiment_template(spec: ExperimentSpec) -> Template:
     """The spec's template; soft-prompt methods get a soft prefix if it has no {soft} slot."""
@@ -36,6 +39,11 @@ class PromptBuilder:
         self.selector = DemoSelector(demo_pool, k=demos.k, selection=demos.selection,
                                      seed=spec.seed, per_label=spec.task == "classification",
                                      ids=demos.ids)
+        self.shared_fields: dict[str, str] = {}
+        if spec.task == "ner" and spec.prompt.entity_types:
+            from unified_prompt.ner_format import types_text
+
+            self.shared_fields[NER_TYPES_FIELD] = types_text(spec.prompt.entity_types)
 
     @property
     def truncate(self) -> dict[str, int]:
@@ -53,9 +61,11 @@ class PromptBuilder:
         sep = self.spec.prompt.demonstrations.separator
         out = []
         for ex, demo_examples in zip(examples, chosen, strict=False):
-            demos = tuple(self.template.render_demo(d.fields, self.answer(d), self.truncate)
+            demos = tuple(self.template.render_demo({**self.shared_fields, **d.fields},
+                                                    self.answer(d), self.truncate)
                           for d in demo_examples)
-            out.append(self.template.render(ex.fields, demos=demos, separator=sep,
+            out.append(self.template.render({**self.shared_fields, **ex.fields}, demos=demos,
+                                            separator=sep,
                                             example_id=ex.id, truncate=self.truncate))
         return out
 
@@ -77,4 +87,4 @@ class PromptBuilder:
     def check_fields(self, examples: Sequence[Example]) -> None:
         """Render one example early so a missing field fails before a model loads."""
         if examples:
-            self.template.render(examples[0].fields)
+            self.template.render({**self.shared_fields, **examples[0].fields})
