@@ -19,7 +19,13 @@ from typing import Any
 
 from unified_prompt.data.example import Example
 from unified_prompt.metrics import NER, check_metric_names
-from unified_prompt.ner_format import entity_list, parse_entities, place_entities
+from unified_prompt.ner_format import (
+    entities_from_tags,
+    entity_list,
+    parse_entities,
+    place_entities,
+    tokenize,
+)
 
 _ROUND = 6
 
@@ -49,6 +55,21 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     micro = _figures(report["micro avg"])
     per_type = {k: _figures(v) for k, v in sorted(report.items()) if not k.endswith(" avg")}
     return {k: micro[k] for k in ("precision", "recall", "f1")}, per_type
+
+
+def entities_in(text: str, generation: str, entity_types: Sequence[str]
+                ) -> list[dict[str, Any]]:
+    """The entities a generation names that occur in `text`: type, text, character start
+    and end (what Predictor returns for new inputs)."""
+    pieces = tokenize(text)
+    tokens = [t for t, _ in pieces]
+    tags, _ = place_entities(tokens, parse_entities(generation, entity_types).entities)
+    out = []
+    for ent in entities_from_tags(tags):
+        start = pieces[ent.start][1]
+        end = pieces[ent.end - 1][1] + len(tokens[ent.end - 1])
+        out.append({"type": ent.type, "text": text[start:end], "start": start, "end": end})
+    return out
 
 
 def ner_evaluation(examples: Sequence[Example], generations: Sequence[str],
