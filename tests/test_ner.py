@@ -214,6 +214,9 @@ def test_spec_needs_entity_types_and_the_template_can_name_them():
     with pytest.raises(ValidationError, match="entity type 'A:B'"):
         ExperimentSpec.model_validate({**data, "prompt": {**data["prompt"],
                                                           "entity_types": ["A:B"]}})
+    with pytest.raises(ValidationError, match=r"data\.format: conll .* is read for task ner only"):
+        ExperimentSpec.model_validate({**data, "task": "generation",
+                                       "data": {**data["data"], "format": "conll"}})
     spec = ExperimentSpec.model_validate(
         {**data, "prompt": {**data["prompt"], "entity_types": {"PER": "person", "LOC": ""}}})
     assert spec.metrics == ["precision", "recall", "f1", "parse_rate"]

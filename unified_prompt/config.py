@@ -294,6 +294,9 @@ class ExperimentSpec(Strict):
         if self.task == "ner" and not self.prompt.entity_types:
             raise ValueError("prompt.entity_types: task ner needs the entity types the model "
                              "may name, e.g. [PER, LOC, ORG]")
+        if self.data.format == "conll" and self.task != "ner":
+            raise ValueError(f"data.format: conll (token and tag columns) is read for task "
+                             f"ner only; this spec's task is {self.task!r}")
         method = self.finetune.method
         if template.soft_slots and not METHODS[method].soft_slots:
             raise ValueError("prompt.template has {soft} slots, which only "
