@@ -6,7 +6,7 @@ import json
 import pytest
 
 from unified_prompt.config import DataFiles, DataSpec
-from unified_prompt.data.bundled import dataset_names, load_dataset
+from unified_prompt.data.bundled import dataset_info, dataset_names, load_dataset
 from unified_prompt.data.example import Example
 from unified_prompt.data.loaders import load_file
 from unified_prompt.data.resolve import load_splits
@@ -88,12 +88,13 @@ def test_k_shot_is_k_per_label_and_reproducible():
 
 
 def test_bundled_datasets_have_documented_sizes():
-    sizes = {name: load_splits(DataSpec(dataset=name), "generation" if name == "bbc_headlines"
-                               else "classification", 0).sizes() for name in dataset_names()}
+    sizes = {name: load_splits(DataSpec(dataset=name), dataset_info(name).task, 0).sizes()
+             for name in dataset_names()}
     assert sizes == {
         "rotten_tomatoes": {"train": 10201, "dev": 1276, "test": 1275},
         "bbc_headlines": {"train": 1671, "dev": 209, "test": 209},
         "chinese_reviews": {"train": 13889, "dev": 1736, "test": 1736},
+        "people_daily_ner": {"train": 8000, "dev": 1000, "test": 1000},
     }
     rt = load_dataset("rotten_tomatoes")
     assert {e.label for e in rt} == {"positive", "negative"}

@@ -34,7 +34,8 @@ from unified_prompt.yaml_io import YamlRefusedError, compose_yaml, parse_yaml, r
 
 Split = Literal["train", "dev", "test"]
 #: qa: answers generated from a context and question, scored by SQuAD's exact match and F1.
-Task = Literal["classification", "generation", "qa"]
+#: ner: entities generated as `TYPE: span; ...`, scored by seqeval's entity-level P/R/F1.
+Task = Literal["classification", "generation", "qa", "ner"]
 #: How label scores are calibrated (unified_prompt.prompts.calibration).
 CalibrationMethod = Literal["none", "contextual", "batch"]
 #: How generated text is split into tokens for BLEU / ROUGE (unified_prompt.metrics).
@@ -79,7 +80,9 @@ class SplitSpec(Strict):
 class DataSpec(Strict):
     dataset: str | None = Field(None, description="A bundled dataset (`unified-prompt datasets`).")
     files: DataFiles | None = None
-    format: Literal["auto", "jsonl", "csv", "tsv"] = "auto"
+    format: Literal["auto", "jsonl", "csv", "tsv", "conll"] = Field(
+        "auto", description="conll: token and tag columns, a blank line between sentences "
+        "(task: ner).")
     fields: dict[str, str] = Field(
         default_factory=dict,
         description="Example field -> column in the files (text, label, target, id, ...).")
@@ -150,6 +153,27 @@ class PromptSpec(Strict):
                        "through the model's chat template (instruction-tuned models); the "
                        "output or label word follows the assistant header.")
     system: str | None = Field(None, description="prompt.chat: the system message.")
+    entity_types: list[str] | dict[str, str] | None = Field(
+        None, description="task: ner: the entity types a model may name (PER, LOC, ...), or "
+        "type -> description; a template's {entity_types} shows them.")
+
+    @field_validator("entity_types")
+    @classmethod
+    def _entity_types(cls, v: list[str] | dict[str, str] | None
+                      ) -> list[str] | dict[str, str] | None:
+        if v is None:
+            return v
+        names = list(v)
+        if not names:
+            raise ValueError("give at least one entity type")
+        for name in names:
+            if not name.strip() or name != name.strip() or any(c in name for c in ":：;；\n"):
+                raise ValueError(f"entity type {name!r}: a type is a non-empty name without "
+                                 "surrounding spaces, ':' or ';'")
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"entity types repeat (ignoring case): {names}")
+        return v
 
     @field_validator("calibration", mode="before")
     @classmethod
@@ -274,6 +298,12 @@ class ExperimentSpec(Strict):
                 Verbalizer(self.prompt.verbalizer)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
+        if self.task == "ner" and not self.prompt.entity_types:
+            raise ValueError("prompt.entity_types: task ner needs the entity types the model "
+                             "may name, e.g. [PER, LOC, ORG]")
+        if self.data.format == "conll" and self.task != "ner":
+            raise ValueError(f"data.format: conll (token and tag columns) is read for task "
+                             f"ner only; this spec's task is {self.task!r}")
         method = self.finetune.method
         if self.prompt.chat and (template.soft_slots or METHODS[method].soft_slots):
             raise ValueError("prompt.chat: soft prompts ({soft} slots, prompt_tuning, "
@@ -294,12 +324,13 @@ class ExperimentSpec(Strict):
     def metrics(self) -> list[str]:
         if self.eval.metrics:
             return list(self.eval.metrics)
-        return {"classification": ["accuracy", "macro_f1"], "qa": ["exact_match", "f1"]}.get(
+        return {"classification": ["accuracy", "macro_f1"], "qa": ["exact_match", "f1"],
+                "ner": ["precision", "recall", "f1", "parse_rate"]}.get(
             self.task, ["rouge_l", "bleu"])
 
     @property
     def model_task(self) -> Literal["classification", "generation"]:
-        """What the backend does: score label words, or generate text (generation and qa)."""
+        """What the backend does: score label words, or generate text (generation, qa, ner)."""
         return "classification" if self.task == "classification" else "generation"
 
     def train_seed(self) -> int:

@@ -33,6 +33,8 @@ class Evaluator:
         self.spec = spec
         self.progress = progress
         self._prior = None
+        #: Figures beyond the metrics from the last evaluation (task ner: per-type scores).
+        self.details: dict[str, Any] = {}
 
     # -- primitives with progress ----------------------------------------------------
     def word_scores(self, model: Any, prompts: Sequence[Rendered], desc: str) -> WordScores:
@@ -155,6 +157,20 @@ class Evaluator:
                 for ex, g, o in zip(examples, golds, outputs, strict=False)]
         return metrics, rows
 
+    def entity_eval(self, model: Any, examples: Sequence[Example], desc: str = "eval",
+                    metric_names: Sequence[str] | None = None
+                    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """ner: generated `TYPE: span; ...` lines scored by seqeval at the entity level."""
+        from unified_prompt.ner_metrics import ner_evaluation
+
+        _, outputs = self._answers(model, examples, desc)
+        metrics, rows, self.details = ner_evaluation(
+            examples, [o[0] for o in outputs], list(self.spec.prompt.entity_types or ()),
+            metric_names or self.spec.metrics)
+        if self.spec.eval.decoding.n > 1:
+            rows = [{**row, "predictions": o} for row, o in zip(rows, outputs, strict=True)]
+        return metrics, rows
+
     def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                  metric_names: Sequence[str] | None = None
                  ) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -162,4 +178,6 @@ class Evaluator:
             return self.classify(model, examples, desc, metric_names)
         if self.spec.task == "qa":
             return self.answer_eval(model, examples, desc, metric_names)
+        if self.spec.task == "ner":
+            return self.entity_eval(model, examples, desc, metric_names)
         return self.generate_eval(model, examples, desc, metric_names)

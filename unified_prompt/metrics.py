@@ -17,6 +17,8 @@ CLASSIFICATION = ("accuracy", "macro_f1")
 GENERATION = ("rouge_l", "rouge_1", "rouge_2", "bleu", "exact_match")
 #: task: qa, SQuAD's scores (computed in unified_prompt.qa_metrics).
 QA = ("exact_match", "f1")
+#: task: ner, entity-level scores by seqeval (computed in unified_prompt.ner_metrics).
+NER = ("precision", "recall", "f1", "parse_rate")
 
 
 def accuracy(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
@@ -125,7 +127,8 @@ MODEL_METRICS = ("perplexity",)
 
 
 def check_metric_names(names: Sequence[str], task: str) -> None:
-    known = {"classification": list(_CLS), "qa": list(QA)}.get(task, [*_GEN, *MODEL_METRICS])
+    known = {"classification": list(_CLS), "qa": list(QA), "ner": list(NER)}.get(
+        task, [*_GEN, *MODEL_METRICS])
     for name in names:
         if name not in known:
             raise ConfigError(f"eval.metrics: {name!r} is not a {task} metric "

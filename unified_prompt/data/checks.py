@@ -2,7 +2,8 @@
 
 One function, so the two commands cannot disagree: every example of every split has the
 text fields the template names, every label in the data has label words and every
-labelled verbalizer entry occurs in the data, fixed demonstration ids exist, and the
+labelled verbalizer entry occurs in the data, every ner entity's type is one of
+prompt.entity_types, fixed demonstration ids exist, and the
 evaluated split is not empty. Errors name the file and line of the first offending example.
 """
 
@@ -58,12 +59,32 @@ def check_labels(splits: Splits, labels: Sequence[str]) -> None:
             problems=[("prompt.verbalizer", f"labels not in the data: {unused}")])
 
 
+def check_entity_types(splits: Splits, entity_types: Sequence[str]) -> None:
+    """Every entity in the data has a type of prompt.entity_types."""
+    from unified_prompt.ner_format import entities_from_tags
+
+    for name in SPLITS:
+        for ex in splits.get(name):
+            for ent in entities_from_tags(ex.tags):
+                if ent.type not in entity_types:
+                    path, line = _where(ex)
+                    raise DataError(
+                        f"example {ex.id!r}: unknown entity type {ent.type!r} (prompt."
+                        f"entity_types: {', '.join(entity_types)}); add it there or fix the "
+                        "data", path=path, line=line)
+
+
 def check_data(spec: ExperimentSpec, splits: Splits) -> None:
     """Raise a UserInputError for the first problem in `splits` as `spec` would use them."""
     from unified_prompt.prompts.builder import experiment_template
     from unified_prompt.prompts.verbalizer import Verbalizer
 
     fields = experiment_template(spec).fields
+    if spec.task == "ner":
+        from unified_prompt.prompts.builder import NER_TYPES_FIELD
+
+        fields = [f for f in fields if f != NER_TYPES_FIELD]
+        check_entity_types(splits, list(spec.prompt.entity_types or ()))
     for name in SPLITS:
         check_fields(splits.get(name), fields)
     if spec.task == "classification" and spec.prompt.verbalizer:

@@ -12,7 +12,8 @@ class Example:
     `fields` holds every text the template may name ({text}, {question}, ...);
     classification examples carry `label`, generation examples carry `target`; qa
     examples carry every acceptable `answers` and the first as `target` (what training
-    teaches and demonstrations show).
+    teaches and demonstrations show); ner examples carry `tokens` with their IOB2 `tags`,
+    and as `target` their entities in the output format (unified_prompt.ner_format).
     """
 
     id: str
@@ -20,6 +21,8 @@ class Example:
     label: str | None = None
     target: str | None = None
     answers: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -37,4 +40,6 @@ class Example:
             out["target"] = self.target
         if self.answers:
             out["answers"] = list(self.answers)
+        if self.tokens:
+            out["tokens"], out["tags"] = list(self.tokens), list(self.tags)
         return out

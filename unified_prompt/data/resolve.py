@@ -32,9 +32,16 @@ def _require(task: str) -> tuple[str, ...]:
 def _from_files(spec: DataSpec, task: str) -> dict[str, list[Example]]:
     files = spec.files
     assert files is not None
-    loaded = {name: load_file(path, fmt=spec.format, fields=spec.fields, label_map=spec.label_map,
-                              task=task, require=_require(task), id_prefix=name)
-              for name in SPLITS if (path := getattr(files, name)) is not None}
+    if task == "ner":
+        from unified_prompt.data.ner_data import load_ner_file
+
+        loaded = {name: load_ner_file(path, fmt=spec.format, fields=spec.fields, id_prefix=name)
+                  for name in SPLITS if (path := getattr(files, name)) is not None}
+    else:
+        loaded = {name: load_file(path, fmt=spec.format, fields=spec.fields,
+                                  label_map=spec.label_map, task=task, require=_require(task),
+                                  id_prefix=name)
+                  for name in SPLITS if (path := getattr(files, name)) is not None}
     if "train" not in loaded and not ("dev" in loaded and "test" in loaded):
         if "test" in loaded and len(loaded) == 1:
             return {"train": [], "dev": [], "test": loaded["test"]}

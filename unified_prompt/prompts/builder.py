@@ -19,6 +19,9 @@ from unified_prompt.prompts.segments import Mask, Rendered, Text
 from unified_prompt.prompts.template import Template
 from unified_prompt.prompts.verbalizer import Verbalizer
 
+#: task: ner: the template field that shows prompt.entity_types.
+NER_TYPES_FIELD = "entity_types"
+
 
 def experiment_template(spec: ExperimentSpec) -> Template:
     """The spec's template; soft-prompt methods get a soft prefix if it has no {soft} slot."""
@@ -42,6 +45,11 @@ class PromptBuilder:
                                      seed=spec.seed, per_label=spec.task == "classification",
                                      ids=demos.ids)
         self.chat: ChatPrompter | None = None
+        self.shared_fields: dict[str, str] = {}
+        if spec.task == "ner" and spec.prompt.entity_types:
+            from unified_prompt.ner_format import types_text
+
+            self.shared_fields[NER_TYPES_FIELD] = types_text(spec.prompt.entity_types)
 
     def use_model(self, backend: Backend, model: Any) -> None:
         """prompt.chat: prompts are written as chat by this backend for this model (called
@@ -92,9 +100,11 @@ class PromptBuilder:
         sep = self.spec.prompt.demonstrations.separator
         out = []
         for ex, demo_examples in zip(examples, chosen, strict=False):
-            demos = tuple(self.template.render_demo(d.fields, self.answer(d), self.truncate)
+            demos = tuple(self.template.render_demo({**self.shared_fields, **d.fields},
+                                                    self.answer(d), self.truncate)
                           for d in demo_examples)
-            out.append(self.template.render(ex.fields, demos=demos, separator=sep,
+            out.append(self.template.render({**self.shared_fields, **ex.fields}, demos=demos,
+                                            separator=sep,
                                             example_id=ex.id, truncate=self.truncate))
         if self.chat is not None:
             return [as_chat(p, self.spec.prompt.system, self.chat) for p in out]
@@ -125,4 +135,4 @@ class PromptBuilder:
     def check_fields(self, examples: Sequence[Example]) -> None:
         """Render one example early so a missing field fails before a model loads."""
         if examples:
-            self.template.render(examples[0].fields)
+            self.template.render({**self.shared_fields, **examples[0].fields})
