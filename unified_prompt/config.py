@@ -213,6 +213,27 @@ class TrackingSpec(Strict):
         return None if v is False else v
 
 
+# -- mixture: several classification tasks trained together (unified_prompt.mixture) --
+class MixtureTask(Strict):
+    """One more task of a mixture: its own data, prompt (template, verbalizer) and weight."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    weight: float = Field(1.0, gt=0, description="Share of training examples drawn from this "
+                          "task: weight / (sum of the mixture's weights).")
+    data: DataSpec
+    prompt: PromptSpec
+
+
+class MixtureSpec(Strict):
+    """`mixture:` trains the spec's own task (top-level data and prompt, the first task)
+    together with `tasks`, batches sampled by weight; each task is evaluated on its own."""
+
+    name: str = Field("main", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                      description="The name of the spec's own task in per-task metrics.")
+    weight: float = Field(1.0, gt=0, description="The spec's own task's weight.")
+    tasks: list[MixtureTask] = Field(min_length=1)
+
+
 class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
@@ -227,6 +248,8 @@ class ExperimentSpec(Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    mixture: MixtureSpec | None = Field(None, description="Multi-task training: more "
+                                        "classification tasks mixed by weight.")
 
     @model_validator(mode="before")
     @classmethod
@@ -268,6 +291,18 @@ class ExperimentSpec(Strict):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         method = self.finetune.method
+        # -- finetune.objective (unified_prompt.objectives) --
+        from unified_prompt.objectives import objective_problem
+
+        problem = objective_problem(self.task, method, getattr(self.finetune, "objective", None))
+        if problem:
+            raise ValueError(problem)
+        if self.mixture is not None:
+            from unified_prompt.mixture_checks import mixture_problem
+
+            problem = mixture_problem(self)
+            if problem:
+                raise ValueError(problem)
         if template.soft_slots and not METHODS[method].soft_slots:
             raise ValueError("prompt.template has {soft} slots, which only "
                              f"{' or '.join(SOFT_SLOT_METHODS)} train (finetune.method is "

@@ -120,6 +120,7 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
+        self.tasks: list[Any] | None = None  # a mixture's tasks (unified_prompt.mixture.MixTask)
         self.world = world
         self._own_world = world is None
         # sinks of the event stream (TensorBoard, MLflow), opened on the first event: only
@@ -202,6 +203,10 @@ class _Run:
 
             require_perplexity(backend)  # before a model loads or trains
         backend.set_budget(spec.budget)
+        if spec.mixture is not None:  # the mixture's other tasks, loaded and checked like the spec's
+            from unified_prompt.mixture import load_tasks
+
+            self.tasks = load_tasks(spec, splits, builder)
         return splits, builder, backend
 
     def _eval_examples(self, splits: Splits) -> list[Example]:
@@ -264,9 +269,18 @@ class _Run:
                 backend, model, builder, splits, resuming)
         elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
-        evaluator = Evaluator(self.inference, builder, spec, self.progress)
         started = time.perf_counter()
-        scores, rows = evaluator.evaluate(model, examples)
+        per_task = None
+        if self.tasks is not None:
+            from unified_prompt.mixture import eval_examples, evaluate_tasks
+
+            task_examples = [eval_examples(t) for t in self.tasks]
+            examples = [ex for exs in task_examples for ex in exs]
+            scores, per_task, rows = evaluate_tasks(self.inference, self.tasks, model,
+                                                    task_examples, self.progress)
+        else:
+            evaluator = Evaluator(self.inference, builder, spec, self.progress)
+            scores, rows = evaluator.evaluate(model, examples)
         eval_seconds = time.perf_counter() - started
         metrics = {**self._base_metrics(examples, backend), "metrics": scores,
                    "trainable_params": trainable, "total_params": info.total_params,
@@ -274,6 +288,8 @@ class _Run:
                    "peak_rss_mb": peak_rss_mb(), "template": builder.template.source,
                    "calibration": spec.prompt.calibration.method,
                    "demonstrations": spec.prompt.demonstrations.k, "versions": _versions(backend)}
+        if per_task is not None:
+            metrics["tasks"] = per_task
         if training:
             metrics["training"] = training
         usage = backend.usage()
@@ -310,33 +326,45 @@ class _Run:
                     state["train_seconds"], state.get("training", {}))
         train = splits.train[: ft.train_limit] if ft.train_limit else splits.train
         items = builder.train_items(train)
+        seed = spec.train_seed()
+        mixing = self._mixture_training(ft, seed)
+        if mixing is not None:
+            items = mixing["items"]
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
         evaluator = Evaluator(self.inference, builder, spec, progress=False)
         metric = {"classification": "accuracy", "qa": "f1"}.get(spec.task, "rouge_l")
-        seed = spec.train_seed()
         setup = TrainSetup(
             method=ft, task=spec.model_task, seed=seed,
             words=verbalizer.flat_words if verbalizer else (),
             word_label=verbalizer.word_label if verbalizer else (),
             n_labels=len(verbalizer.labels) if verbalizer else 0,
             word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
-            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world)
+            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world,
+            tasks=mixing["spaces"] if mixing else ())
         session = backend.start_training(model, setup)
 
         def evaluate() -> dict[str, float]:
+            if mixing is not None:  # the mean over the tasks of each one's dev metric
+                from unified_prompt.mixture import evaluate_tasks
+
+                return evaluate_tasks(self.inference, mixing["tasks"], session.model,
+                                      mixing["dev"], False, [metric])[0]
             return evaluator.evaluate(session.model, dev, "dev", [metric])[0]
 
         callbacks = TrainCallbacks(log=self.log, evaluate=evaluate if dev else None,
                                    metric=metric)
         outcome = train_locally(session, items, ft, callbacks, seed=seed,
                                 checkpoint_dir=setup.work_dir, resume=resuming,
-                                progress=self.progress, world=self.world)
+                                progress=self.progress, world=self.world,
+                                sampler=mixing["sampler"] if mixing else None)
         training = {"steps": outcome.steps, "best_dev": outcome.best_metric,
                     "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
                     "train_examples": len(items), "lr": ft.learning_rate}
         if self.world is not None and self.world.size > 1:
             training |= {"processes": self.world.size, "parallel": ft.parallel}
+        if mixing is not None:
+            training["train_examples_per_task"] = mixing["sizes"]
         if adapter_dir is not None and not self.main:
             if session.sharded:  # the weights are gathered with rank 0, which writes them
                 session.save_adapter(adapter_dir)
@@ -356,6 +384,21 @@ class _Run:
             self.run.write_state(training_done=True, trainable_params=session.trainable_params,
                                  train_seconds=outcome.train_seconds, training=training)
         return session.model, session.trainable_params, outcome.train_seconds, training
+
+    def _mixture_training(self, ft: Any, seed: int) -> dict[str, Any] | None:
+        """A mixture's training items, label spaces, weighted sampler and dev slices."""
+        if self.tasks is None:
+            return None
+        from unified_prompt.mixture import MixtureSampler, label_spaces, train_items
+
+        items, sizes = train_items(self.tasks, ft.train_limit)
+        dev = [t.splits.dev[: ft.eval_limit] if ft.eval_limit else t.splits.dev
+               for t in self.tasks]
+        sampler = MixtureSampler(sizes, [t.weight for t in self.tasks], seed, ft.batch_size,
+                                 ft.grad_accum)
+        return {"tasks": self.tasks, "items": items, "spaces": label_spaces(self.tasks),
+                "sampler": sampler, "dev": dev, "sizes": dict(zip([t.name for t in self.tasks],
+                                                                  sizes, strict=True))}
 
     # -- hosted training -------------------------------------------------------------
     def _train_hosted(self, backend: Backend, builder: PromptBuilder,
