@@ -97,3 +97,25 @@ def test_mixture_run_reports_each_task(tmp_path: Path) -> None:
     assert {r["prediction"] for r in rows if r["task"] == "topic"} <= {"film", "food"}
     on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert on_disk["tasks"]["topic"]["metrics"] == m["tasks"]["topic"]["metrics"]
+
+
+def test_validate_checks_every_task_and_search_refuses(tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from unified_prompt.cli import main
+    from unified_prompt.search import run_search
+
+    spec = mixture_spec(tmp_path)
+    path = tmp_path / "mix.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    ok = CliRunner().invoke(main, ["validate", str(path)])
+    assert ok.exit_code == 0, ok.output
+    assert "topic: train 16" in ok.output
+    spec["mixture"]["tasks"][0]["prompt"]["verbalizer"] = {"film": ["film"], "drink": ["tea"]}
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    bad = CliRunner().invoke(main, ["validate", str(path)])
+    assert bad.exit_code == 2
+    assert "mixture task 'topic'" in bad.output and "food" in bad.output
+    with pytest.raises(ConfigError, match="mixture: prompt search"):
+        run_search(mixture_spec(tmp_path), strategy="verbalizer", budget=10)

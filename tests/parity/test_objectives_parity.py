@@ -111,3 +111,35 @@ def test_mixed_task_batches_agree(backends, llama, objective) -> None:
     _, _, losses = _train_both(backends, llama, setup, items, steps=3)
     assert losses[0, 0] == pytest.approx(losses[0, 1], rel=1e-5)
     np.testing.assert_allclose(losses[:, 0], losses[:, 1], rtol=1e-4)
+
+
+def test_mixture_runs_with_an_objective_agree(backends, tmp_path) -> None:
+    """The whole run (mixture sampling, per-task evaluation, metrics.json) on both."""
+    import json
+
+    from tests.test_mixture import mixture_spec
+    from unified_prompt.runner import Experiment
+
+    def run(name: str) -> tuple[dict, list[float], list[dict]]:
+        data = mixture_spec(tmp_path, method="prompt_tuning", init="text", num_virtual_tokens=4,
+                            init_text="Classify the text:", lr=0.05, max_steps=6, eval_every=6,
+                            objective={"name": "margin", "margin": 1.0, "weight": 0.5})
+        del data["finetune"]["r"]  # the toy spec's LoRA rank
+        data["backend"] = {"name": name, "model": str(tiny_model("llama")),
+                           "options": {"hf": {"device": "cpu"}}}
+        data["tracking"] = {"tensorboard": False}
+        out = tmp_path / name
+        metrics = Experiment.from_dict(data).run(out=out, progress=False).metrics
+        events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+        rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+        return metrics, [e["loss"] for e in events if e["type"] == "step"], rows
+
+    (ma, la, ra), (mb, lb, rb) = run("hf"), run("paddle")
+    assert len(la) == len(lb) == 6
+    np.testing.assert_allclose(la, lb, rtol=1e-4)
+    assert [(r["task"], r["id"], r["prediction"]) for r in ra] == \
+        [(r["task"], r["id"], r["prediction"]) for r in rb]
+    assert ma["tasks"].keys() == mb["tasks"].keys() == {"sentiment", "topic"}
+    for task in ma["tasks"]:
+        assert ma["tasks"][task]["metrics"] == pytest.approx(mb["tasks"][task]["metrics"])
+    assert ma["metrics"] == pytest.approx(mb["metrics"])
