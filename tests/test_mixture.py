@@ -119,3 +119,19 @@ def test_validate_checks_every_task_and_search_refuses(tmp_path: Path) -> None:
     assert "mixture task 'topic'" in bad.output and "food" in bad.output
     with pytest.raises(ConfigError, match="mixture: prompt search"):
         run_search(mixture_spec(tmp_path), strategy="verbalizer", budget=10)
+
+
+def test_task_files_are_relative_to_the_spec(tmp_path: Path) -> None:
+    import yaml
+
+    from unified_prompt.config import load_spec
+
+    spec = mixture_spec(tmp_path)
+    spec["mixture"]["tasks"][0]["data"]["files"] = {
+        s: f"../topic/{s}.jsonl" for s in ("train", "dev", "test")}
+    (tmp_path / "specs").mkdir()
+    path = tmp_path / "specs" / "mix.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    loaded = load_spec(path)
+    train = loaded.mixture.tasks[0].data.files.train
+    assert train.resolve() == (tmp_path / "topic" / "train.jsonl").resolve()

@@ -454,12 +454,13 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
 
 def _resolve_paths(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
     """Data files are relative to the spec file, so a spec runs from any directory."""
-    files = spec.data.files
-    if files is None:
-        return spec
-    updated = {k: (v if v is None or v.is_absolute() else (base / v)) for k, v in
-               files.model_dump().items()}
-    spec.data.files = DataFiles(**updated)
+    tasks = spec.mixture.tasks if spec.mixture is not None else []
+    for data in (spec.data, *(t.data for t in tasks)):
+        if data.files is None:
+            continue
+        updated = {k: (v if v is None or v.is_absolute() else (base / v)) for k, v in
+                   data.files.model_dump().items()}
+        data.files = DataFiles(**updated)
     return spec
 
 

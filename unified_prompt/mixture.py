@@ -158,6 +158,34 @@ class MixtureSampler:
         return [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
 
 
+@dataclass
+class MixtureTraining:
+    """What local training of a mixture needs: every task's items (tagged), their label
+    spaces, the weighted sampler and each task's dev slice."""
+
+    tasks: list[MixTask]
+    items: list[TrainItem]
+    spaces: tuple[LabelSpace, ...]
+    sampler: MixtureSampler
+    dev: list[list[Example]]
+    sizes: dict[str, int]
+
+    @classmethod
+    def build(cls, tasks: Sequence[MixTask], train_limit: int | None, eval_limit: int | None,
+              seed: int, batch_size: int, grad_accum: int) -> MixtureTraining:
+        items, sizes = train_items(tasks, train_limit)
+        dev = [t.splits.dev[:eval_limit] if eval_limit else list(t.splits.dev) for t in tasks]
+        sampler = MixtureSampler(sizes, [t.weight for t in tasks], seed, batch_size, grad_accum)
+        return cls(list(tasks), items, label_spaces(tasks), sampler, dev,
+                   {t.name: n for t, n in zip(tasks, sizes, strict=True)})
+
+    def evaluate(self, inference: Any, model: Any, metric: str) -> dict[str, float]:
+        """Dev `metric`, the mean over the tasks that have dev examples."""
+        keep = [i for i, exs in enumerate(self.dev) if exs]
+        return evaluate_tasks(inference, [self.tasks[i] for i in keep], model,
+                              [self.dev[i] for i in keep], False, [metric])[0]
+
+
 def eval_examples(task: MixTask) -> list[Example]:
     spec = task.spec
     examples = task.splits.get(spec.eval.split)

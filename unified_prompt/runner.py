@@ -327,9 +327,13 @@ class _Run:
         train = splits.train[: ft.train_limit] if ft.train_limit else splits.train
         items = builder.train_items(train)
         seed = spec.train_seed()
-        mixing = self._mixture_training(ft, seed)
-        if mixing is not None:
-            items = mixing["items"]
+        mixing = None
+        if self.tasks is not None:  # every task's items, drawn by weight
+            from unified_prompt.mixture import MixtureTraining
+
+            mixing = MixtureTraining.build(self.tasks, ft.train_limit, ft.eval_limit, seed,
+                                           ft.batch_size, ft.grad_accum)
+            items = mixing.items
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
         evaluator = Evaluator(self.inference, builder, spec, progress=False)
@@ -341,15 +345,12 @@ class _Run:
             n_labels=len(verbalizer.labels) if verbalizer else 0,
             word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
             work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world,
-            tasks=mixing["spaces"] if mixing else ())
+            tasks=mixing.spaces if mixing else ())
         session = backend.start_training(model, setup)
 
         def evaluate() -> dict[str, float]:
             if mixing is not None:  # the mean over the tasks of each one's dev metric
-                from unified_prompt.mixture import evaluate_tasks
-
-                return evaluate_tasks(self.inference, mixing["tasks"], session.model,
-                                      mixing["dev"], False, [metric])[0]
+                return mixing.evaluate(self.inference, session.model, metric)
             return evaluator.evaluate(session.model, dev, "dev", [metric])[0]
 
         callbacks = TrainCallbacks(log=self.log, evaluate=evaluate if dev else None,
@@ -357,14 +358,14 @@ class _Run:
         outcome = train_locally(session, items, ft, callbacks, seed=seed,
                                 checkpoint_dir=setup.work_dir, resume=resuming,
                                 progress=self.progress, world=self.world,
-                                sampler=mixing["sampler"] if mixing else None)
+                                sampler=mixing.sampler if mixing else None)
         training = {"steps": outcome.steps, "best_dev": outcome.best_metric,
                     "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
                     "train_examples": len(items), "lr": ft.learning_rate}
         if self.world is not None and self.world.size > 1:
             training |= {"processes": self.world.size, "parallel": ft.parallel}
         if mixing is not None:
-            training["train_examples_per_task"] = mixing["sizes"]
+            training["train_examples_per_task"] = mixing.sizes
         if adapter_dir is not None and not self.main:
             if session.sharded:  # the weights are gathered with rank 0, which writes them
                 session.save_adapter(adapter_dir)
@@ -384,21 +385,6 @@ class _Run:
             self.run.write_state(training_done=True, trainable_params=session.trainable_params,
                                  train_seconds=outcome.train_seconds, training=training)
         return session.model, session.trainable_params, outcome.train_seconds, training
-
-    def _mixture_training(self, ft: Any, seed: int) -> dict[str, Any] | None:
-        """A mixture's training items, label spaces, weighted sampler and dev slices."""
-        if self.tasks is None:
-            return None
-        from unified_prompt.mixture import MixtureSampler, label_spaces, train_items
-
-        items, sizes = train_items(self.tasks, ft.train_limit)
-        dev = [t.splits.dev[: ft.eval_limit] if ft.eval_limit else t.splits.dev
-               for t in self.tasks]
-        sampler = MixtureSampler(sizes, [t.weight for t in self.tasks], seed, ft.batch_size,
-                                 ft.grad_accum)
-        return {"tasks": self.tasks, "items": items, "spaces": label_spaces(self.tasks),
-                "sampler": sampler, "dev": dev, "sizes": dict(zip([t.name for t in self.tasks],
-                                                                  sizes, strict=True))}
 
     # -- hosted training -------------------------------------------------------------
     def _train_hosted(self, backend: Backend, builder: PromptBuilder,
