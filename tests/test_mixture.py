@@ -135,3 +135,23 @@ def test_task_files_are_relative_to_the_spec(tmp_path: Path) -> None:
     loaded = load_spec(path)
     train = loaded.mixture.tasks[0].data.files.train
     assert train.resolve() == (tmp_path / "topic" / "train.jsonl").resolve()
+
+
+def test_a_mixture_in_two_ranks_matches_one(tmp_path: Path) -> None:
+    """Each rank takes its share of the sampler's micro-batches: the same trajectory."""
+    from unified_prompt.testing.worlds import run_ranks
+
+    spec = mixture_spec(tmp_path, batch_size=5, max_steps=6, eval_every=6)
+    single = Experiment.from_dict(spec).run(out=tmp_path / "one", progress=False)
+
+    def work(world):
+        return Experiment.from_dict(spec).run(out=tmp_path / "two", progress=False, world=world)
+
+    main, _ = run_ranks(2, work)
+    assert main.metrics["tasks"] == single.metrics["tasks"]
+
+    def losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "events.jsonl").read_text().splitlines()
+        return [e["loss"] for e in map(json.loads, lines) if e["type"] == "step"]
+
+    assert losses("two") == pytest.approx(losses("one"), rel=1e-12)
