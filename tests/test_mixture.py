@@ -95,6 +95,8 @@ def test_mixture_run_reports_each_task(tmp_path: Path) -> None:
     rows = predictions(tmp_path / "run")
     assert Counter(r["task"] for r in rows) == {"sentiment": 12, "topic": 8}
     assert {r["prediction"] for r in rows if r["task"] == "topic"} <= {"film", "food"}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Tasks" in report and "| topic | 1.0 | 8 |" in report
     on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert on_disk["tasks"]["topic"]["metrics"] == m["tasks"]["topic"]["metrics"]
 

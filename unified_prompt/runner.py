@@ -299,8 +299,10 @@ class _Run:
         result = RunResult(metrics, rows, self.run.path if self.run else None)
         if self.run is not None and self.main:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
+            drawn = rows if self.tasks is None else \
+                [r for r in rows if r["task"] == self.tasks[0].name]  # one task's labels
             atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec)
-                              + add_run_figures(self.run.path, metrics, rows, self.log))
+                              + add_run_figures(self.run.path, metrics, drawn, self.log))
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
             self.log("finish", metrics=scores)
         return result
