@@ -158,3 +158,8 @@ def test_a_mixture_in_two_ranks_matches_one(tmp_path: Path) -> None:
         return [e["loss"] for e in map(json.loads, lines) if e["type"] == "step"]
 
     assert losses("two") == pytest.approx(losses("one"), rel=1e-12)
+
+
+def test_dry_run_counts_every_task(tmp_path: Path) -> None:
+    plan = Experiment.from_dict(mixture_spec(tmp_path)).run(dry_run=True).plan
+    assert plan["eval_examples"] == 12 + 8

@@ -226,10 +226,17 @@ class _Run:
         prompts = builder.render(examples)
         n_extra = len(spec.prompt.calibration.content_free) \
             if spec.prompt.calibration.method == "contextual" else 0
-        chars = sum(len(p.text()) for p in prompts)
         ft = spec.finetune
-        train = splits.train[: getattr(ft, "train_limit", None) or None] \
-            if ft.method != "none" else []
+        limit = getattr(ft, "train_limit", None) or None
+        train = splits.train[:limit] if ft.method != "none" else []
+        if self.tasks is not None:  # a mixture: every task's prompts and training examples
+            from unified_prompt.mixture import eval_examples
+
+            examples = [ex for t in self.tasks for ex in eval_examples(t)]
+            prompts = [p for t in self.tasks for p in t.builder.render(eval_examples(t))]
+            if ft.method != "none":
+                train = [ex for t in self.tasks for ex in t.splits.train[:limit]]
+        chars = sum(len(p.text()) for p in prompts)
         plan = WorkPlan(
             model=spec.backend.model,
             score_prompts=len(prompts) + n_extra if spec.task == "classification" else 0,
