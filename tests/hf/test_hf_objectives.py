@@ -8,8 +8,7 @@ import pytest
 import torch
 from unified_prompt_hf.objectives import margin_terms, supcon
 
-from unified_prompt.backend import TrainSetup
-from unified_prompt.config import ExperimentSpec
+from tests.objective_specs import OBJECTIVES, objective_setup, objective_spec
 from unified_prompt.errors import CapabilityError
 from unified_prompt.objectives import ObjectiveSpec, margin_loss, objective_loss, supcon_loss
 from unified_prompt.prompts.builder import PromptBuilder
@@ -28,36 +27,18 @@ def test_torch_terms_match_numpy() -> None:
     assert got == pytest.approx(supcon_loss(reps, classes, 0.3), rel=1e-6)
 
 
-def _spec(objective: dict, template: str = "Review: {text}\nSentiment: {mask}"
-          ) -> ExperimentSpec:
-    return ExperimentSpec.model_validate({
-        "data": {"dataset": "rotten_tomatoes"},
-        "prompt": {"template": template,
-                   "verbalizer": {"positive": ["good", "absolutely wonderful"],
-                                  "negative": ["bad", "差"]}},
-        "finetune": {"method": "lora", "r": 2, "objective": objective}})
-
-
-def _setup(builder: PromptBuilder, **kw) -> TrainSetup:
-    v = builder.verbalizer
-    return TrainSetup(method=builder.spec.finetune, task="classification", seed=3,
-                      words=v.flat_words, word_label=v.word_label, n_labels=len(v.labels), **kw)
-
-
-@pytest.mark.parametrize("objective", [
-    {"name": "margin", "margin": 3.0, "weight": 0.7, "ce_weight": 0.4},
-    {"name": "contrastive", "temperature": 0.25, "weight": 2.0}])
+@pytest.mark.parametrize("objective", OBJECTIVES, ids=["margin", "contrastive"])
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["cached", "naive"])
 def test_session_loss_is_the_reference_on_its_own_scores(backend, llama, objective,
                                                          checkpointing) -> None:
     from unified_prompt_hf.scoring import word_logprobs
 
-    spec = _spec(objective)
+    spec = objective_spec(objective)
     if checkpointing:
         spec.finetune.gradient_checkpointing = True
     builder = PromptBuilder(spec)
     items = builder.train_items(synthetic_examples()[:6])
-    session = backend.start_training(llama, _setup(builder))
+    session = backend.start_training(llama, objective_setup(builder))
     loss = session.loss(items)
     prompts = [it.prompt for it in items]
     words = builder.verbalizer.flat_words
@@ -75,6 +56,6 @@ def test_session_loss_is_the_reference_on_its_own_scores(backend, llama, objecti
 
 
 def test_contrastive_refuses_masked_lms(backend, bert) -> None:
-    builder = PromptBuilder(_spec({"name": "contrastive"}, "{text} It was {mask}."))
+    builder = PromptBuilder(objective_spec({"name": "contrastive"}, "{text} It was {mask}."))
     with pytest.raises(CapabilityError, match=r"finetune\.objective contrastive"):
-        backend.start_training(bert, _setup(builder))
+        backend.start_training(bert, objective_setup(builder))

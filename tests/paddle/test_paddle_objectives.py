@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unified_prompt.backend import TrainSetup
-from unified_prompt.config import ExperimentSpec
+from tests.objective_specs import OBJECTIVES, objective_setup, objective_spec
 from unified_prompt.errors import CapabilityError
 from unified_prompt.objectives import ObjectiveSpec, margin_loss, objective_loss, supcon_loss
 from unified_prompt.prompts.builder import PromptBuilder
@@ -30,33 +29,15 @@ def test_paddle_terms_match_numpy() -> None:
     assert float(supcon(to_tensor(reps[:3]), np.array([0, 1, 2]), 0.3).numpy()) == 0.0
 
 
-def _spec(objective: dict, template: str = "Review: {text}\nSentiment: {mask}"
-          ) -> ExperimentSpec:
-    return ExperimentSpec.model_validate({
-        "data": {"dataset": "rotten_tomatoes"},
-        "prompt": {"template": template,
-                   "verbalizer": {"positive": ["good", "absolutely wonderful"],
-                                  "negative": ["bad", "差"]}},
-        "finetune": {"method": "lora", "r": 2, "objective": objective}})
-
-
-def _setup(builder: PromptBuilder) -> TrainSetup:
-    v = builder.verbalizer
-    return TrainSetup(method=builder.spec.finetune, task="classification", seed=3,
-                      words=v.flat_words, word_label=v.word_label, n_labels=len(v.labels))
-
-
-@pytest.mark.parametrize("objective", [
-    {"name": "margin", "margin": 3.0, "weight": 0.7, "ce_weight": 0.4},
-    {"name": "contrastive", "temperature": 0.25, "weight": 2.0}])
+@pytest.mark.parametrize("objective", OBJECTIVES, ids=["margin", "contrastive"])
 def test_session_loss_is_the_reference_on_its_own_scores(paddle_backend, tiny_llama,
                                                          objective) -> None:
     from unified_prompt_paddle.runtime import paddle
     from unified_prompt_paddle.scoring import word_ids, word_logprobs
 
-    builder = PromptBuilder(_spec(objective))
+    builder = PromptBuilder(objective_spec(objective))
     items = builder.train_items(synthetic_examples()[:6])
-    session = paddle_backend.start_training(tiny_llama, _setup(builder))
+    session = paddle_backend.start_training(tiny_llama, objective_setup(builder))
     loss = session.loss(items)
     prompts = [it.prompt for it in items]
     words = builder.verbalizer.flat_words
@@ -72,6 +53,6 @@ def test_session_loss_is_the_reference_on_its_own_scores(paddle_backend, tiny_ll
 
 
 def test_contrastive_refuses_masked_lms(paddle_backend, tiny_bert) -> None:
-    builder = PromptBuilder(_spec({"name": "contrastive"}, "{text} It was {mask}."))
+    builder = PromptBuilder(objective_spec({"name": "contrastive"}, "{text} It was {mask}."))
     with pytest.raises(CapabilityError, match=r"finetune\.objective contrastive"):
-        paddle_backend.start_training(tiny_bert, _setup(builder))
+        paddle_backend.start_training(tiny_bert, objective_setup(builder))
