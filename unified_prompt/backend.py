@@ -152,6 +152,18 @@ class TrainItem:
     prompt: Rendered
     label: int | None = None
     target: str | None = None
+    task: int = 0
+    """Which task of a mixture the example belongs to (TrainSetup.label_space(task))."""
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """One classification task's label words: what its label scores are computed from."""
+
+    words: tuple[str, ...]
+    word_label: tuple[int, ...]
+    n_labels: int
+    word_score: Literal["sum", "mean"] = "sum"
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,14 @@ class TrainSetup:
     work_dir: Path | None = None
     world: World | None = None
     """The processes training together (None or a SingleWorld: this process alone)."""
+    tasks: tuple[LabelSpace, ...] = ()
+    """A mixture of classification tasks (`mixture:`): each task's label space, indexed by
+    TrainItem.task; empty for one task (the words above)."""
+
+    def label_space(self, task: int = 0) -> LabelSpace:
+        if self.tasks:
+            return self.tasks[task]
+        return LabelSpace(self.words, self.word_label, self.n_labels, self.word_score)
 
 
 @dataclass(frozen=True)

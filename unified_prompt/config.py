@@ -244,6 +244,27 @@ class TrackingSpec(Strict):
         return None if v is False else v
 
 
+# -- mixture: several classification tasks trained together (unified_prompt.mixture) --
+class MixtureTask(Strict):
+    """One more task of a mixture: its own data, prompt (template, verbalizer) and weight."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    weight: float = Field(1.0, gt=0, description="Share of training examples drawn from this "
+                          "task: weight / (sum of the mixture's weights).")
+    data: DataSpec
+    prompt: PromptSpec
+
+
+class MixtureSpec(Strict):
+    """`mixture:` trains the spec's own task (top-level data and prompt, the first task)
+    together with `tasks`, batches sampled by weight; each task is evaluated on its own."""
+
+    name: str = Field("main", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                      description="The name of the spec's own task in per-task metrics.")
+    weight: float = Field(1.0, gt=0, description="The spec's own task's weight.")
+    tasks: list[MixtureTask] = Field(min_length=1)
+
+
 class ExperimentSpec(Strict):
     name: str | None = None
     task: Task = "classification"
@@ -258,6 +279,8 @@ class ExperimentSpec(Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    mixture: MixtureSpec | None = Field(None, description="Multi-task training: more "
+                                        "classification tasks mixed by weight.")
 
     @model_validator(mode="before")
     @classmethod
@@ -314,6 +337,18 @@ class ExperimentSpec(Strict):
                              "options apply to generation and qa")
         if self.prompt.system is not None and not self.prompt.chat:
             raise ValueError("prompt.system is read only with prompt.chat: true")
+        # -- finetune.objective (unified_prompt.objectives) --
+        from unified_prompt.objectives import objective_problem
+
+        problem = objective_problem(self.task, method, getattr(self.finetune, "objective", None))
+        if problem:
+            raise ValueError(problem)
+        if self.mixture is not None:
+            from unified_prompt.mixture_checks import mixture_problem
+
+            problem = mixture_problem(self)
+            if problem:
+                raise ValueError(problem)
         if template.soft_slots and not METHODS[method].soft_slots:
             raise ValueError("prompt.template has {soft} slots, which only "
                              f"{' or '.join(SOFT_SLOT_METHODS)} train (finetune.method is "
@@ -466,12 +501,13 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
 
 def _resolve_paths(spec: ExperimentSpec, base: Path) -> ExperimentSpec:
     """Data files are relative to the spec file, so a spec runs from any directory."""
-    files = spec.data.files
-    if files is None:
-        return spec
-    updated = {k: (v if v is None or v.is_absolute() else (base / v)) for k, v in
-               files.model_dump().items()}
-    spec.data.files = DataFiles(**updated)
+    tasks = spec.mixture.tasks if spec.mixture is not None else []
+    for data in (spec.data, *(t.data for t in tasks)):
+        if data.files is None:
+            continue
+        updated = {k: (v if v is None or v.is_absolute() else (base / v)) for k, v in
+                   data.files.model_dump().items()}
+        data.files = DataFiles(**updated)
     return spec
 
 

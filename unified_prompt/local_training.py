@@ -20,7 +20,7 @@ from unified_prompt.distributed import World
 from unified_prompt.errors import JobFailedError
 from unified_prompt.jobs import JobCancelledError, JobContext, LocalJob
 from unified_prompt.methods import TrainSpec
-from unified_prompt.training import EpochEnd, Evaluate, Trainer, TrainOutcome
+from unified_prompt.training import EpochEnd, Evaluate, Sampler, Trainer, TrainOutcome
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def train_locally(session: TrainSession, items: Sequence[TrainItem], spec: Train
                   callbacks: TrainCallbacks | None = None, *, seed: int,
                   checkpoint_dir: Path | None = None, resume: bool = False,
                   progress: bool | None = None, job: JobContext | None = None,
-                  world: World | None = None) -> TrainOutcome:
+                  world: World | None = None, sampler: Sampler | None = None) -> TrainOutcome:
     """Train `session` on `items` as `spec` says; returns what the loop reached.
 
     Checkpoints go into `checkpoint_dir` (and `resume` continues from its latest). Inside
@@ -53,11 +53,12 @@ def train_locally(session: TrainSession, items: Sequence[TrainItem], spec: Train
     that job; otherwise it runs in a LocalJob of its own, so Ctrl-C cancels it cleanly.
     A cancelled run checkpoints where it stands first, so --resume continues from there.
     `world`: the processes training together (see unified_prompt.distributed).
+    `sampler`: the micro-batches of each step, when not the epoch-shuffled default.
     """
     cb = callbacks or TrainCallbacks()
     trainer = Trainer(session, items, spec, seed=seed, evaluate=cb.evaluate, metric=cb.metric,
                       checkpoint_dir=checkpoint_dir, log=cb.log, progress=progress,
-                      on_epoch_end=cb.on_epoch_end, world=world)
+                      on_epoch_end=cb.on_epoch_end, world=world, sampler=sampler)
     if job is not None:
         return _run(trainer, job, resume)
     local = LocalJob(f"local-{secrets.token_hex(4)}",

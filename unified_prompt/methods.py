@@ -16,6 +16,7 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field, model_validator
 
 from unified_prompt.errors import CapabilityError
+from unified_prompt.objectives import ObjectiveSpec
 from unified_prompt.strict import MAX_DIM, Seed, Strict
 
 
@@ -47,6 +48,9 @@ class TrainSpec(Strict):
         "device). batch_size stays the global batch either way.")
     seed: Seed | None = Field(None, description="Defaults to the experiment seed.")
     train_limit: int | None = Field(None, ge=1, description="Use only this many training examples.")
+    objective: ObjectiveSpec = Field(
+        default_factory=ObjectiveSpec, description="What classification training minimises: "
+        "cross_entropy, margin or contrastive (unified_prompt.objectives).")
 
     default_lr: ClassVar[float] = 1e-4
 
@@ -117,6 +121,14 @@ class HostedSpec(Strict):
     poll_seconds: float = Field(10.0, gt=0)
     train_limit: int | None = Field(None, ge=10)
     seed: Seed | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_objective(cls, data: object) -> object:
+        if isinstance(data, dict) and "objective" in data:
+            raise ValueError("finetune.objective does not apply to method hosted: a hosted job "
+                             "trains the host's own objective (supervised or dpo, finetune.kind)")
+        return data
 
 
 

@@ -18,6 +18,16 @@ def render_report(result: RunResult, spec: ExperimentSpec) -> str:
             lines.append(f"| {key} | {m[key]} |")
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in m["metrics"].items()]
+    if m.get("tasks"):  # a mixture (unified_prompt.mixture): the headline is the tasks' mean
+        names = list(m["metrics"])
+        first = next(iter(m["tasks"]))
+        lines += ["", "## Tasks", "", "The metrics above are the mean over these tasks; the "
+                  f"figures show the first task ({first}).", "",
+                  "| task | weight | n_examples | " + " | ".join(names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        lines += [f"| {t} | {b['weight']} | {b['n_examples']} | "
+                  + " | ".join(f"{b['metrics'][n]:.4f}" for n in names) + " |"
+                  for t, b in m["tasks"].items()]
     lines += ["", "## Template", "", "```", m.get("template", ""), "```"]
     if m.get("training"):
         lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in m["training"].items()]

@@ -120,6 +120,7 @@ class _Run:
         self.resume = resume
         self.progress = progress
         self.backend: Backend | None = None
+        self.tasks: list[Any] | None = None  # a mixture's tasks (unified_prompt.mixture.MixTask)
         self.world = world
         self._own_world = world is None
         # sinks of the event stream (TensorBoard, MLflow), opened on the first event: only
@@ -202,6 +203,10 @@ class _Run:
 
             require_perplexity(backend)  # before a model loads or trains
         backend.set_budget(spec.budget)
+        if spec.mixture is not None:  # the mixture's other tasks, loaded and checked like the spec's
+            from unified_prompt.mixture import load_tasks
+
+            self.tasks = load_tasks(spec, splits, builder)
         return splits, builder, backend
 
     def _eval_examples(self, splits: Splits) -> list[Example]:
@@ -221,10 +226,17 @@ class _Run:
         prompts = builder.render(examples)
         n_extra = len(spec.prompt.calibration.content_free) \
             if spec.prompt.calibration.method == "contextual" else 0
-        chars = sum(len(p.text()) for p in prompts)
         ft = spec.finetune
-        train = splits.train[: getattr(ft, "train_limit", None) or None] \
-            if ft.method != "none" else []
+        limit = getattr(ft, "train_limit", None) or None
+        train = splits.train[:limit] if ft.method != "none" else []
+        if self.tasks is not None:  # a mixture: every task's prompts and training examples
+            from unified_prompt.mixture import eval_examples
+
+            examples = [ex for t in self.tasks for ex in eval_examples(t)]
+            prompts = [p for t in self.tasks for p in t.builder.render(eval_examples(t))]
+            if ft.method != "none":
+                train = [ex for t in self.tasks for ex in t.splits.train[:limit]]
+        chars = sum(len(p.text()) for p in prompts)
         plan = WorkPlan(
             model=spec.backend.model,
             score_prompts=len(prompts) + n_extra if spec.task == "classification" else 0,
@@ -255,6 +267,8 @@ class _Run:
                  method=spec.finetune.method, resume=resuming, splits=splits.sizes())
         model = backend.load_model(spec.backend.model)
         builder.use_model(self.inference, model)
+        for task in self.tasks or ():
+            task.builder.use_model(self.inference, model)
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
         runs = METHODS[spec.finetune.method].runs
@@ -267,9 +281,20 @@ class _Run:
         elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
             builder.use_model(self.inference, model)
-        evaluator = Evaluator(self.inference, builder, spec, self.progress)
+            for task in self.tasks or ():
+                task.builder.use_model(self.inference, model)
         started = time.perf_counter()
-        scores, rows = evaluator.evaluate(model, examples)
+        per_task = None
+        if self.tasks is not None:
+            from unified_prompt.mixture import eval_examples, evaluate_tasks
+
+            task_examples = [eval_examples(t) for t in self.tasks]
+            examples = [ex for exs in task_examples for ex in exs]
+            scores, per_task, rows = evaluate_tasks(self.inference, self.tasks, model,
+                                                    task_examples, self.progress)
+        else:
+            evaluator = Evaluator(self.inference, builder, spec, self.progress)
+            scores, rows = evaluator.evaluate(model, examples)
         eval_seconds = time.perf_counter() - started
         metrics = {**self._base_metrics(examples, backend), "metrics": scores,
                    "trainable_params": trainable, "total_params": info.total_params,
@@ -277,6 +302,8 @@ class _Run:
                    "peak_rss_mb": peak_rss_mb(), "template": builder.template.source,
                    "calibration": spec.prompt.calibration.method,
                    "demonstrations": spec.prompt.demonstrations.k, "versions": _versions(backend)}
+        if per_task is not None:
+            metrics["tasks"] = per_task
         if training:
             metrics["training"] = training
         if spec.task == "ner":
@@ -288,8 +315,10 @@ class _Run:
         result = RunResult(metrics, rows, self.run.path if self.run else None)
         if self.run is not None and self.main:
             atomic_write_jsonl(self.run.file(RunDir.PREDICTIONS), rows)
+            drawn = rows if self.tasks is None else \
+                [r for r in rows if r["task"] == self.tasks[0].name]  # one task's labels
             atomic_write_text(self.run.file(RunDir.REPORT), render_report(result, spec)
-                              + add_run_figures(self.run.path, metrics, rows, self.log))
+                              + add_run_figures(self.run.path, metrics, drawn, self.log))
             atomic_write_json(self.run.file(RunDir.METRICS), metrics)  # last: marks "finished"
             self.log("finish", metrics=scores)
         return result
@@ -315,33 +344,46 @@ class _Run:
                     state["train_seconds"], state.get("training", {}))
         train = splits.train[: ft.train_limit] if ft.train_limit else splits.train
         items = builder.train_items(train)
+        seed = spec.train_seed()
+        mixing = None
+        if self.tasks is not None:  # every task's items, drawn by weight
+            from unified_prompt.mixture import MixtureTraining
+
+            mixing = MixtureTraining.build(self.tasks, ft.train_limit, ft.eval_limit, seed,
+                                           ft.batch_size, ft.grad_accum)
+            items = mixing.items
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
         evaluator = Evaluator(self.inference, builder, spec, progress=False)
         metric = {"classification": "accuracy", "qa": "f1", "ner": "f1"}.get(spec.task, "rouge_l")
-        seed = spec.train_seed()
         setup = TrainSetup(
             method=ft, task=spec.model_task, seed=seed,
             words=verbalizer.flat_words if verbalizer else (),
             word_label=verbalizer.word_label if verbalizer else (),
             n_labels=len(verbalizer.labels) if verbalizer else 0,
             word_score=spec.prompt.word_score, soft_slots=builder.template.soft_slots,
-            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world)
+            work_dir=self.run.file(RunDir.CHECKPOINTS) if self.run else None, world=self.world,
+            tasks=mixing.spaces if mixing else ())
         session = backend.start_training(model, setup)
 
         def evaluate() -> dict[str, float]:
+            if mixing is not None:  # the mean over the tasks of each one's dev metric
+                return mixing.evaluate(self.inference, session.model, metric)
             return evaluator.evaluate(session.model, dev, "dev", [metric])[0]
 
         callbacks = TrainCallbacks(log=self.log, evaluate=evaluate if dev else None,
                                    metric=metric)
         outcome = train_locally(session, items, ft, callbacks, seed=seed,
                                 checkpoint_dir=setup.work_dir, resume=resuming,
-                                progress=self.progress, world=self.world)
+                                progress=self.progress, world=self.world,
+                                sampler=mixing.sampler if mixing else None)
         training = {"steps": outcome.steps, "best_dev": outcome.best_metric,
                     "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
                     "train_examples": len(items), "lr": ft.learning_rate}
         if self.world is not None and self.world.size > 1:
             training |= {"processes": self.world.size, "parallel": ft.parallel}
+        if mixing is not None:
+            training["train_examples_per_task"] = mixing.sizes
         if adapter_dir is not None and not self.main:
             if session.sharded:  # the weights are gathered with rank 0, which writes them
                 session.save_adapter(adapter_dir)

@@ -121,6 +121,9 @@ class TrainOutcome:
 
 
 Evaluate = Callable[[], dict[str, float]]
+#: Item indices of each micro-batch of an optimizer step (default: step_batches; a
+#: mixture of tasks draws them by weight, unified_prompt.mixture.MixtureSampler).
+Sampler = Callable[[int], list[list[int]]]
 #: Called after each epoch's last optimizer step (and the run's last) with (step, loss).
 EpochEnd = Callable[[int, float], None]
 
@@ -132,8 +135,9 @@ class Trainer:
                  seed: int, evaluate: Evaluate | None = None, metric: str = "accuracy",
                  checkpoint_dir: Path | None = None, log: Callable[..., None] | None = None,
                  progress: bool | None = None, on_epoch_end: EpochEnd | None = None,
-                 world: World | None = None) -> None:
+                 world: World | None = None, sampler: Sampler | None = None) -> None:
         self.session = session
+        self.sampler = sampler
         self.world = world or SingleWorld()
         self.items = list(items)
         self.spec = spec
@@ -247,7 +251,8 @@ class Trainer:
             while state.step < plan.total_steps and not state.stopped_early:
                 if ctx is not None and self.world.size == 1:
                     ctx.checkpoint()
-                micro = step_batches(plan, self.seed, state.step)
+                micro = (self.sampler(state.step) if self.sampler is not None
+                         else step_batches(plan, self.seed, state.step))
                 loss = 0.0
                 for idx, weight in local_micro_batches(micro, self.world):
                     loss += weight * self.session.forward_backward(

@@ -36,7 +36,14 @@ def _check_data(spec: ExperimentSpec) -> str:
 
     splits = load_splits(spec.data, spec.task, spec.seed)
     check_data(spec, splits)  # the same checks `run` makes before it loads a model
-    return ", ".join(f"{k} {v}" for k, v in splits.sizes().items())
+    sizes = ", ".join(f"{k} {v}" for k, v in splits.sizes().items())
+    if spec.mixture is not None:  # each task of a mixture, checked the same way
+        from unified_prompt.mixture import load_tasks
+
+        tasks = load_tasks(spec)
+        sizes = "; ".join(f"{t.name}: " + ", ".join(f"{k} {v}" for k, v in
+                                                    t.splits.sizes().items()) for t in tasks)
+    return sizes
 
 
 def validate_spec_file(path: str | Path, *, overrides: list[str] | None = None,

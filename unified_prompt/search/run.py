@@ -331,6 +331,11 @@ def run_search(spec: ExperimentSpec | str | Path | Mapping[str, Any], *, strateg
     run` takes as it is), report.md and result.json there.
     """
     resolved = _resolve(spec, backend, overrides)
+    if resolved.mixture is not None:
+        from unified_prompt.errors import ConfigError
+
+        raise ConfigError("mixture: prompt search improves one task's prompt; search each task "
+                          "as a spec of its own", problems=[("mixture", "not searchable")])
     strat = strategy_class(strategy)(dict(options or {}))
     run = _Search(resolved, strat, _as_budget(budget), Path(out) if out else None,
                   resolved.seed if seed is None else seed, progress)

@@ -346,6 +346,10 @@ class FakeBackend(Backend):
 
     # -- training --------------------------------------------------------------------
     def start_training(self, model: FakeModel, setup: TrainSetup) -> FakeSession:
+        objective = getattr(setup.method, "objective", None)
+        if objective is not None and not objective.default:
+            raise CapabilityError(f"finetune.objective {objective.name}: the fake backend "
+                                  "trains cross_entropy only (hf and paddle train all three)")
         return FakeSession(self, model.copy(), setup)
 
     def load_adapter(self, model: FakeModel, path: Path) -> FakeModel:
@@ -456,13 +460,14 @@ class FakeSession(TrainSession):
             if acc is not None:
                 self._token_grads(ctx, slots, ids, -weight / len(ids), acc)
             return -lp / len(ids)
-        words = [encode_continuation(item.prompt, w, encode) for w in s.words]
+        space = s.label_space(item.task)
+        words = [encode_continuation(item.prompt, w, encode) for w in space.words]
         wl = np.array([b._word_logprob(m, ctx, ids) for ids in words])
         n = np.array([len(ids) for ids in words], dtype=float)
-        if s.word_score == "mean":
+        if space.word_score == "mean":
             wl = wl / n
-        index = np.asarray(s.word_label)
-        label = np.array([np.logaddexp.reduce(wl[index == j]) for j in range(s.n_labels)])
+        index = np.asarray(space.word_label)
+        label = np.array([np.logaddexp.reduce(wl[index == j]) for j in range(space.n_labels)])
         log_p = label - np.logaddexp.reduce(label)
         loss = -float(log_p[item.label])
         if acc is not None:
@@ -472,7 +477,7 @@ class FakeSession(TrainSession):
             for w, ids in enumerate(words):
                 j = index[w]
                 d_word = d_label[j] * np.exp(wl[w] - label[j])
-                if s.word_score == "mean":
+                if space.word_score == "mean":
                     d_word /= n[w]
                 self._token_grads(ctx, slots, ids, weight * d_word, acc)
         return loss

@@ -18,8 +18,10 @@ from unified_prompt.backend import ModelKind, TrainItem, TrainSetup
 from unified_prompt.decoding import mask_after
 from unified_prompt.encoding import Encoded
 from unified_prompt.errors import UserInputError
+from unified_prompt.objectives import TASK_CLASS_STRIDE, ObjectiveSpec, by_task
 from unified_prompt_hf.forward import check_soft, make_batch, run_prompt
 from unified_prompt_hf.handle import HFModel
+from unified_prompt_hf.objectives import combine, margin_terms
 from unified_prompt_hf.scoring import prompt_budget, require_masks, word_logprobs
 
 
@@ -36,13 +38,32 @@ def label_log_scores(logprob: torch.Tensor, n_tokens: torch.Tensor, word_label: 
 
 def classification_loss(handle: HFModel, items: Sequence[TrainItem], setup: TrainSetup, *,
                         naive: bool = False) -> torch.Tensor:
+    """The objective (finetune.objective) over the batch; a mixture's items are scored
+    against their own task's label words, one forward per task present."""
     if any(item.label is None for item in items):
         raise UserInputError("classification training needs a label on every example")
-    lp, counts = word_logprobs(handle, [it.prompt for it in items], setup.words, grad=True,
-                               naive=naive)
-    scores = label_log_scores(lp, counts, setup.word_label, setup.n_labels, setup.word_score)
-    labels = torch.tensor([int(it.label) for it in items], device=scores.device)
-    return torch.nn.functional.cross_entropy(scores, labels)
+    objective = getattr(setup.method, "objective", None) or ObjectiveSpec()
+    contrastive = objective.name == "contrastive"
+    ces, margins, reps, classes = [], [], [], []
+    for task, idx in by_task(items):
+        space = setup.label_space(task)
+        seen: list[torch.Tensor] | None = [] if contrastive else None
+        lp, counts = word_logprobs(handle, [items[i].prompt for i in idx], space.words,
+                                   grad=True, naive=naive, reps=seen)
+        scores = label_log_scores(lp, counts, space.word_label, space.n_labels,
+                                  space.word_score)
+        gold = torch.tensor([int(items[i].label) for i in idx],  # type: ignore[arg-type]
+                            device=scores.device)
+        if bool(((gold < 0) | (gold >= space.n_labels)).any()):
+            raise UserInputError("a training example's label is outside the verbalizer")
+        ces.append(torch.nn.functional.cross_entropy(scores, gold, reduction="none"))
+        if objective.name == "margin":
+            margins.append(margin_terms(scores, gold, objective.margin))
+        if seen:
+            reps.append(seen[0])
+        classes.append(gold + TASK_CLASS_STRIDE * task)
+    return combine(objective, torch.cat(ces), torch.cat(margins) if margins else None,
+                   torch.cat(reps) if reps else None, torch.cat(classes))
 
 
 def target_ids(handle: HFModel, item: TrainItem, limit: int) -> list[int]:

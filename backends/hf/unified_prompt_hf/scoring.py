@@ -11,7 +11,8 @@ The same functions, with `grad=True`, give the training losses their word scores
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -19,7 +20,8 @@ import torch
 from unified_prompt.backend import Progress
 from unified_prompt.decoding import length_order
 from unified_prompt.encoding import Encoded
-from unified_prompt.errors import UserInputError
+from unified_prompt.errors import CapabilityError, UserInputError
+from unified_prompt.objectives import CONTRASTIVE_CAUSAL_ONLY
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt.prompts.verbalizer import WordScores
 from unified_prompt_hf.batching.pad import right_pad
@@ -42,10 +44,27 @@ def _counts(ids: WordIds, device: torch.device) -> torch.Tensor:
     return torch.tensor([[len(c) for c in row] for row in ids], dtype=torch.long, device=device)
 
 
+@contextmanager
+def head_inputs(handle: HFModel, into: list[torch.Tensor] | None) -> Iterator[None]:
+    """Collect what the LM head reads (the final hidden states) into `into`, call by call."""
+    if into is None:
+        yield
+        return
+    head = handle.module.get_output_embeddings()
+    hook = head.register_forward_hook(lambda _mod, args, _out: into.append(args[0]))
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 def causal_word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[str], *,
-                         grad: bool = False, naive: bool = False
+                         grad: bool = False, naive: bool = False,
+                         reps: list[torch.Tensor] | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, W) summed log-probs and (B, W) token counts; `naive` re-runs prompt + word."""
+    """(B, W) summed log-probs and (B, W) token counts; `naive` re-runs prompt + word.
+    `reps`, when given, receives the (B, H) hidden state the head reads at the last prompt
+    token (where every word's first token is predicted)."""
     ids = word_ids(handle, prompts, words)
     reserve = [max(len(c) for c in row) for row in ids]
     encoded = [handle.codec.causal(p, prompt_budget(handle), reserve=r)
@@ -54,9 +73,14 @@ def causal_word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Se
     counts = _counts(ids, handle.device)
     multi = max(reserve) > 1
     if multi and naive:
-        return _naive(handle, encoded, ids, grad), counts
+        return _naive(handle, encoded, ids, grad, reps), counts
     batch = make_batch(handle, encoded)
-    logits, state = run_prompt(handle, batch, use_cache=multi, keep=1, grad=grad)
+    seen: list[torch.Tensor] | None = [] if reps is not None else None
+    with head_inputs(handle, seen):
+        logits, state = run_prompt(handle, batch, use_cache=multi, keep=1, grad=grad)
+    if reps is not None:
+        assert seen
+        reps.append(seen[0][:, -1])
     first = torch.log_softmax(logits[:, -1].float(), dim=-1)
     first_ids = torch.tensor([[c[0] for c in row] for row in ids], device=first.device)
     logprob = first.gather(1, first_ids)
@@ -82,8 +106,8 @@ def causal_word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Se
     return logprob + extra.view_as(logprob), counts
 
 
-def _naive(handle: HFModel, encoded: Sequence[Encoded], ids: WordIds, grad: bool
-           ) -> torch.Tensor:
+def _naive(handle: HFModel, encoded: Sequence[Encoded], ids: WordIds, grad: bool,
+           reps: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Prompt + word tokens as one sequence per (prompt, word): the reference path."""
     seqs, targets = [], []
     for enc, row in zip(encoded, ids, strict=True):
@@ -91,7 +115,15 @@ def _naive(handle: HFModel, encoded: Sequence[Encoded], ids: WordIds, grad: bool
             seqs.append(Encoded(enc.ids + tuple(c[:-1]), enc.soft, ()))
             targets.append(c)
     keep = max(len(t) for t in targets)
-    logits, _ = run_prompt(handle, make_batch(handle, seqs), keep=keep, grad=grad)
+    seen: list[torch.Tensor] | None = [] if reps is not None else None
+    with head_inputs(handle, seen):
+        logits, _ = run_prompt(handle, make_batch(handle, seqs), keep=keep, grad=grad)
+    if reps is not None:  # each prompt's first word row, at the position before that word
+        assert seen
+        n_words = len(ids[0])
+        first_rows = torch.arange(0, len(seqs), n_words, device=logits.device)
+        cols = torch.tensor([-len(row[0]) for row in ids], device=logits.device)
+        reps.append(seen[0][first_rows, cols])
     lsm = torch.log_softmax(logits.float(), dim=-1)
     rows, cols, toks, owner = [], [], [], []
     for r, t in enumerate(targets):
@@ -158,11 +190,16 @@ def seq2seq_word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: S
 
 
 def word_logprobs(handle: HFModel, prompts: Sequence[Rendered], words: Sequence[str], *,
-                  grad: bool = False, naive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                  grad: bool = False, naive: bool = False,
+                  reps: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if handle.seq2seq:
+        if reps is not None:
+            raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
         return seq2seq_word_logprobs(handle, prompts, words)
     if handle.causal:
-        return causal_word_logprobs(handle, prompts, words, grad=grad, naive=naive)
+        return causal_word_logprobs(handle, prompts, words, grad=grad, naive=naive, reps=reps)
+    if reps is not None:
+        raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
     return masked_word_logprobs(handle, prompts, words, grad=grad)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
 from unified_prompt.errors import CapabilityError, UserInputError
+from unified_prompt.objectives import CONTRASTIVE_CAUSAL_ONLY
 from unified_prompt.untrusted import read_json_object
 from unified_prompt_hf.handle import HFModel
 from unified_prompt_hf.losses import batch_loss
@@ -51,6 +52,9 @@ class HFTrainSession(TrainSession):
     def __init__(self, base: HFModel, setup: TrainSetup) -> None:
         self.setup = setup
         self.spec = setup.method
+        objective = getattr(self.spec, "objective", None)
+        if objective is not None and objective.name == "contrastive" and not base.causal:
+            raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
         torch.manual_seed(setup.seed)
         random.seed(setup.seed)
         self.state = build_method(base, setup)

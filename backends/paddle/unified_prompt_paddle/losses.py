@@ -19,30 +19,46 @@ from unified_prompt.backend import ModelKind, TrainItem, TrainSetup
 from unified_prompt.decoding import mask_after
 from unified_prompt.encoding import encode_causal, encode_continuation, encode_masked
 from unified_prompt.errors import UserInputError
+from unified_prompt.objectives import TASK_CLASS_STRIDE, ObjectiveSpec, by_task
 from unified_prompt_paddle.forward import gather_rows, head, log_softmax, make_batch, run
 from unified_prompt_paddle.handle import PaddleModel
+from unified_prompt_paddle.objectives import combine, margin_terms
 from unified_prompt_paddle.runtime import paddle, to_tensor
 from unified_prompt_paddle.scoring import cached_encoder, prompt_budget, soft_offsets, word_ids, word_logprobs
 
 
 def classification_loss(model: PaddleModel, setup: TrainSetup, batch: Sequence[TrainItem]
                         ) -> Any:
+    """The objective (finetune.objective) over the batch; a mixture's items are scored
+    against their own task's label words, one forward per task present."""
     pd = paddle()
-    prompts = [item.prompt for item in batch]
-    wids = word_ids(model, prompts, setup.words)
-    lp = word_logprobs(model, prompts, wids)  # (B, W)
-    if setup.word_score == "mean":
-        lp = lp / to_tensor(np.maximum(wids.n_tokens, 1).astype(np.float32))
-    index = np.asarray(setup.word_label)
-    labels = [pd.logsumexp(pd.gather(lp, to_tensor(np.flatnonzero(index == j)), axis=1),
-                           axis=1) for j in range(setup.n_labels)]
-    scores = pd.stack(labels, axis=1)  # (B, n_labels)
-    log_p = scores - pd.logsumexp(scores, axis=1, keepdim=True)
-    gold = np.array([item.label for item in batch], dtype=np.int64)
-    if (gold < 0).any() or (gold >= setup.n_labels).any():
-        raise UserInputError("a training example's label is outside the verbalizer")
-    picked = pd.take_along_axis(log_p, to_tensor(gold[:, None]), axis=1)
-    return -picked.mean()
+    objective = getattr(setup.method, "objective", None) or ObjectiveSpec()
+    contrastive = objective.name == "contrastive"
+    ces, margins, reps, classes = [], [], [], []
+    for task, idx in by_task(batch):
+        space = setup.label_space(task)
+        prompts = [batch[i].prompt for i in idx]
+        wids = word_ids(model, prompts, space.words)
+        seen: list[Any] | None = [] if contrastive else None
+        lp = word_logprobs(model, prompts, wids, seen)  # (B, W)
+        if space.word_score == "mean":
+            lp = lp / to_tensor(np.maximum(wids.n_tokens, 1).astype(np.float32))
+        index = np.asarray(space.word_label)
+        labels = [pd.logsumexp(pd.gather(lp, to_tensor(np.flatnonzero(index == j)), axis=1),
+                               axis=1) for j in range(space.n_labels)]
+        scores = pd.stack(labels, axis=1)  # (B, n_labels)
+        log_p = scores - pd.logsumexp(scores, axis=1, keepdim=True)
+        gold = np.array([batch[i].label for i in idx], dtype=np.int64)
+        if (gold < 0).any() or (gold >= space.n_labels).any():
+            raise UserInputError("a training example's label is outside the verbalizer")
+        ces.append(-pd.take_along_axis(log_p, to_tensor(gold[:, None]), axis=1)[:, 0])
+        if objective.name == "margin":
+            margins.append(margin_terms(scores, gold, objective.margin))
+        if seen:
+            reps.append(seen[0])
+        classes.append(gold + TASK_CLASS_STRIDE * task)
+    return combine(objective, pd.concat(ces), pd.concat(margins) if margins else None,
+                   pd.concat(reps) if reps else None, np.concatenate(classes))
 
 
 def _masked_generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> Any:

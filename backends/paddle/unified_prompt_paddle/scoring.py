@@ -19,7 +19,8 @@ import numpy as np
 
 from unified_prompt.backend import ModelKind
 from unified_prompt.encoding import encode_causal, encode_continuation, encode_masked
-from unified_prompt.errors import UserInputError
+from unified_prompt.errors import CapabilityError, UserInputError
+from unified_prompt.objectives import CONTRASTIVE_CAUSAL_ONLY
 from unified_prompt.prompts.segments import Rendered
 from unified_prompt_paddle.forward import expand_cache, gather_rows, head, log_softmax, make_batch, run
 from unified_prompt_paddle.handle import PaddleModel
@@ -77,14 +78,20 @@ def soft_offsets(model: PaddleModel) -> dict[int, int] | None:
     return model.soft.offsets if model.soft is not None else None
 
 
-def word_logprobs(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds) -> Any:
-    """(len(prompts), n_words) tensor of summed log-probs (keeps the autograd graph)."""
+def word_logprobs(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds,
+                  reps: list[Any] | None = None) -> Any:
+    """(len(prompts), n_words) tensor of summed log-probs (keeps the autograd graph).
+    `reps`, when given, receives the (B, H) hidden state the head reads at the last prompt
+    token of a causal LM."""
     if model.kind == ModelKind.MASKED:
+        if reps is not None:
+            raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
         return _masked(model, prompts, wids)
-    return _causal(model, prompts, wids)
+    return _causal(model, prompts, wids, reps)
 
 
-def _causal(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds) -> Any:
+def _causal(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds,
+            reps: list[Any] | None = None) -> Any:
     pd = paddle()
     tok = model.tokenizer
     encode = cached_encoder(model)
@@ -100,6 +107,8 @@ def _causal(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds) -> A
     hidden, cache = run(model, batch.ids, batch.mask, batch.positions, batch.soft,
                         use_cache=wids.longest > 1)
     last = gather_rows(hidden, np.arange(b), batch.lengths - 1)
+    if reps is not None:
+        reps.append(last)
     first = log_softmax(head(model, last))  # (B, V)
     firsts = np.array([[w[0] for w in row] for row in wids.ids], dtype=np.int64)
     scores = pd.take_along_axis(first, to_tensor(firsts), axis=1)  # (B, W)

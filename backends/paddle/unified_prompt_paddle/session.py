@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from unified_prompt.backend import TrainItem, TrainSession, TrainSetup
+from unified_prompt.backend import ModelKind, TrainItem, TrainSession, TrainSetup
 from unified_prompt.errors import CapabilityError, UserInputError
+from unified_prompt.objectives import CONTRASTIVE_CAUSAL_ONLY
 from unified_prompt.untrusted import load_npz
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.losses import batch_loss
@@ -36,6 +37,10 @@ def attach_method(model: PaddleModel, setup: TrainSetup,
 
 class PaddleTrainSession(TrainSession):
     def __init__(self, base: PaddleModel, setup: TrainSetup) -> None:
+        objective = getattr(setup.method, "objective", None)
+        if objective is not None and objective.name == "contrastive" \
+                and base.kind == ModelKind.MASKED:
+            raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
         pd = paddle()
         pd.seed(setup.seed)
         self.setup = setup
