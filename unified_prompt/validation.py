@@ -36,7 +36,15 @@ def _check_data(spec: ExperimentSpec) -> str:
 
     splits = load_splits(spec.data, spec.task, spec.seed)
     check_data(spec, splits)  # the same checks `run` makes before it loads a model
-    return ", ".join(f"{k} {v}" for k, v in splits.sizes().items())
+    sizes = ", ".join(f"{k} {v}" for k, v in splits.sizes().items())
+    if spec.data.augment is not None:
+        from unified_prompt.augmentation import count
+
+        limit = getattr(spec.finetune, "train_limit", None)
+        added = count(spec, splits.train[:limit] if limit else splits.train)
+        detail = ", ".join(f"{k} {v}" for k, v in added.items()) or "none"
+        sizes += f"; augmentation: +{sum(added.values())} training examples ({detail})"
+    return sizes
 
 
 def validate_spec_file(path: str | Path, *, overrides: list[str] | None = None,

@@ -66,6 +66,10 @@ def check_data(spec: ExperimentSpec, splits: Splits) -> None:
     fields = experiment_template(spec).fields
     for name in SPLITS:
         check_fields(splits.get(name), fields)
+    if spec.data.augment is not None:
+        from unified_prompt.augmentation import check_augment_data
+
+        check_augment_data(spec, splits.train)
     if spec.task == "classification" and spec.prompt.verbalizer:
         check_labels(splits, Verbalizer(spec.prompt.verbalizer).labels)
     demos = spec.prompt.demonstrations
