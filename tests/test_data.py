@@ -88,16 +88,22 @@ def test_k_shot_is_k_per_label_and_reproducible():
 
 
 def test_bundled_datasets_have_documented_sizes():
-    sizes = {name: load_splits(DataSpec(dataset=name), "generation" if name == "bbc_headlines"
-                               else "classification", 0).sizes() for name in dataset_names()}
+    tasks = {"bbc_headlines": "generation", "fanout_qa": "qa"}
+    sizes = {name: load_splits(DataSpec(dataset=name), tasks.get(name, "classification"),
+                               0).sizes() for name in dataset_names()}
     assert sizes == {
         "rotten_tomatoes": {"train": 10201, "dev": 1276, "test": 1275},
         "bbc_headlines": {"train": 1671, "dev": 209, "test": 209},
         "chinese_reviews": {"train": 13889, "dev": 1736, "test": 1736},
+        "fanout_qa": {"train": 1347, "dev": 169, "test": 168},
     }
     rt = load_dataset("rotten_tomatoes")
     assert {e.label for e in rt} == {"positive", "negative"}
     assert len({e.text for e in rt}) == len(rt), "duplicates are dropped"
+    fanout = load_dataset("fanout_qa")
+    assert len(fanout) == 1684 and len({e.fields["question"] for e in fanout}) == 1684
+    assert fanout[0].fields == {"question": "What is the batting hand of Pat Burrell?"}
+    assert fanout[0].answers == ("Right",) and fanout[0].target == "Right"
     bbc = load_dataset("bbc_headlines")[0]
     assert bbc.target and len(bbc.text) > len(bbc.target)
 
