@@ -18,6 +18,7 @@ from unified_prompt.data.resolve import load_splits
 from unified_prompt.errors import ConfigError, DataError
 from unified_prompt.prompts.builder import PromptBuilder
 from unified_prompt.runner import Experiment
+from unified_prompt.validation import validate_spec_file
 
 ALT = ["Text: {text}\nFeeling: {mask}", "{text} All in all it was {mask}."]
 
@@ -158,14 +159,18 @@ def test_validate_reports_how_many_examples_augmentation_adds(toy_spec, toy_data
     ({"templates": ["{soft:3} {text} {mask}"]},
      {"method": "prompt_tuning", "num_virtual_tokens": 4}, r"\{soft\} slots differ"),
 ])
-def test_bad_augment_specs_are_refused(toy_spec, augment, finetune, message):
+def test_bad_augment_specs_are_refused(tmp_path, toy_spec, augment, finetune, message):
     data = yaml.safe_load(toy_spec.read_text())
     data["data"]["augment"] = augment
     if finetune is not None:
         data["finetune"] = finetune
     toy_spec.write_text(yaml.safe_dump(data, sort_keys=False))
-    with pytest.raises(ConfigError, match=message):
-        load_spec(toy_spec)
+    with pytest.raises(ConfigError, match=message):  # what validate and run both check
+        validate_spec_file(toy_spec)
+    if augment:
+        with pytest.raises(ConfigError, match=message):
+            Experiment.from_yaml(toy_spec).run(out=tmp_path / "run")
+        assert not (tmp_path / "run").exists()
 
 
 def test_a_field_no_training_example_has_is_named(toy_spec):

@@ -64,38 +64,31 @@ class Augmented:
 
 # -- checks (spec and data) -----------------------------------------------------------------
 def check_augment_spec(spec: ExperimentSpec) -> None:
-    """What the spec alone can say is wrong with data.augment (a ValueError, which the spec
-    validation reports under its key)."""
+    """What is wrong with data.augment given the rest of the spec (`validate` and `run` call
+    this through data.checks.check_data, before a model loads)."""
+    from unified_prompt.errors import ConfigError
     from unified_prompt.methods import METHODS
     from unified_prompt.prompts.builder import experiment_template
+
+    def refuse(key: str, problem: str) -> None:
+        raise ConfigError(f"{key}: {problem}", problems=[(key, problem)])
 
     augment = spec.data.augment
     assert augment is not None
     method = spec.finetune.method
     if METHODS[method].runs != "local":
-        raise ValueError(f"data.augment adds training examples for local fine-tuning; "
-                         f"finetune.method {method!r} trains nothing locally")
+        refuse("data.augment", "adds training examples for local fine-tuning; "
+               f"finetune.method {method!r} trains nothing locally")
     main = experiment_template(spec)
     for i, source in enumerate(augment.templates):
         alt = experiment_template(spec, source)
         where = f"data.augment.templates[{i}]"
         if alt.has_mask != main.has_mask:
-            raise ValueError(f"{where}: {'needs' if main.has_mask else 'must not have'} a "
-                             "{mask} slot, like prompt.template")
+            refuse(where, f"{'needs' if main.has_mask else 'must not have'} a {{mask}} slot, "
+                   "like prompt.template")
         if alt.soft_slots != main.soft_slots:
-            raise ValueError(f"{where}: its {{soft}} slots differ from prompt.template's; the "
-                             "trained soft prompt must be the same in every template")
-
-
-def check_augment_data(spec: ExperimentSpec, train: Sequence[Example]) -> None:
-    """Every training example has the fields each alternative template names."""
-    from unified_prompt.data.checks import check_fields
-    from unified_prompt.prompts.template import Template
-
-    if spec.data.augment is None:
-        return
-    for source in spec.data.augment.templates:
-        check_fields(train, Template(source).fields)
+            refuse(where, "its {soft} slots differ from prompt.template's; the trained soft "
+                   "prompt must be the same in every template")
 
 
 # -- planning ---------------------------------------------------------------------------------

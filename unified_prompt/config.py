@@ -310,10 +310,6 @@ class ExperimentSpec(Strict):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         method = self.finetune.method
-        if self.data.augment is not None:
-            from unified_prompt.augmentation import check_augment_spec
-
-            check_augment_spec(self)
         if template.soft_slots and not METHODS[method].soft_slots:
             raise ValueError("prompt.template has {soft} slots, which only "
                              f"{' or '.join(SOFT_SLOT_METHODS)} train (finetune.method is "

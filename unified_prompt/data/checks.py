@@ -66,10 +66,13 @@ def check_data(spec: ExperimentSpec, splits: Splits) -> None:
     fields = experiment_template(spec).fields
     for name in SPLITS:
         check_fields(splits.get(name), fields)
-    if spec.data.augment is not None:
-        from unified_prompt.augmentation import check_augment_data
+    if spec.data.augment is not None:  # its templates' fields, in training examples only
+        from unified_prompt.augmentation import check_augment_spec
+        from unified_prompt.prompts.template import Template
 
-        check_augment_data(spec, splits.train)
+        check_augment_spec(spec)
+        for source in spec.data.augment.templates:
+            check_fields(splits.train, Template(source).fields)
     if spec.task == "classification" and spec.prompt.verbalizer:
         check_labels(splits, Verbalizer(spec.prompt.verbalizer).labels)
     demos = spec.prompt.demonstrations
