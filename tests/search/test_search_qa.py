@@ -114,3 +114,23 @@ def test_label_word_strategies_refuse_qa(tmp_path, strategy):
     spec = qa_task(tmp_path / "task", {}, n_dev=4, n_test=4)
     with pytest.raises(UserInputError, match=r"this spec's task is 'qa': use propose, rl, demos"):
         run_search(spec, strategy=strategy, budget=100)
+
+
+@pytest.mark.parametrize("name", ["hf", "paddle"])
+def test_qa_search_runs_unchanged_on_a_tiny_local_model(tmp_path, name):
+    """Only the backend switched, on a tiny random Llama: within budget, by F1, and its best
+    spec, run as it is, scores what the search reported on test."""
+    from unified_prompt.registry import available
+    from unified_prompt.testing.tiny import tiny_model
+
+    if name not in available():
+        pytest.skip(f"backend {name!r} not installed")
+    spec = qa_task(tmp_path / "task", {}, n_dev=6, n_test=4)
+    spec["backend"] = {"name": name, "model": str(tiny_model("llama"))}
+    result = run_search(spec, strategy="demos", budget=40, out=tmp_path / "out",
+                        options={"dev_limit": 6, "k": 1, "random_sets": 2, "steps": 2})
+    assert result.backend == name and result.metric == "f1"
+    assert 0 < result.usage["search"]["calls"] <= 40
+    ran = Experiment.from_yaml(tmp_path / "out" / "best.yaml").run(progress=False)
+    assert ran.scores == pytest.approx({k: v for k, v in result.test["best"].items()
+                                        if k != "n"})
