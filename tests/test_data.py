@@ -95,10 +95,15 @@ def test_bundled_datasets_have_documented_sizes():
         "bbc_headlines": {"train": 1671, "dev": 209, "test": 209},
         "chinese_reviews": {"train": 13889, "dev": 1736, "test": 1736},
         "people_daily_ner": {"train": 8000, "dev": 1000, "test": 1000},
+        "fanout_qa": {"train": 1347, "dev": 169, "test": 168},
     }
     rt = load_dataset("rotten_tomatoes")
     assert {e.label for e in rt} == {"positive", "negative"}
     assert len({e.text for e in rt}) == len(rt), "duplicates are dropped"
+    fanout = load_dataset("fanout_qa")
+    assert len(fanout) == 1684 and len({e.fields["question"] for e in fanout}) == 1684
+    assert fanout[0].fields == {"question": "What is the batting hand of Pat Burrell?"}
+    assert fanout[0].answers == ("Right",) and fanout[0].target == "Right"
     bbc = load_dataset("bbc_headlines")[0]
     assert bbc.target and len(bbc.text) > len(bbc.target)
 

@@ -72,6 +72,11 @@ def test_mixture_validation_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"mixture task 'topic' \(mixture\.tasks\.0\)"):
         Experiment.from_dict(spec).run(out=tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
+    spec = mixture_spec(tmp_path, method="lora", max_steps=2)
+    spec["data"]["augment"] = {"demonstrations": {"k": 1}}
+    with pytest.raises(ConfigError, match=r"data\.augment: augmentation is not applied to a "
+                       "mixture"):
+        build_spec(spec)
 
 
 def test_single_task_specs_are_unchanged(tmp_path: Path) -> None:

@@ -158,8 +158,14 @@ def test_training_teaches_the_first_answer(tmp_path):
     assert preds == ["paris", "paris"]
 
 
-def test_search_refuses_qa_specs_clearly(tmp_path):
+def test_search_takes_qa_specs_and_judges_by_f1(tmp_path):
+    """(Known-answer qa searches: tests/search/test_search_qa.py.)"""
     proc = run_cli("search", str(EXAMPLE), "--backend", "fake", "--set", "backend.model=fake-qa",
-                   "--strategy", "propose", "--budget", "5", "--out", str(tmp_path / "s"))
-    assert proc.returncode == 2 and "no search strategy takes qa specs yet" in proc.stderr
-    assert not (tmp_path / "s").exists()
+                   "--strategy", "demos", "--budget", "40", "-o", "random_sets=1", "-o",
+                   "steps=1", "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    assert "dev f1:" in proc.stdout and "test f1: original" in proc.stdout
+    assert "# dev f1" in (tmp_path / "s" / "best.yaml").read_text()
+    proc = run_cli("search", str(EXAMPLE), "--backend", "fake", "--set", "backend.model=fake-qa",
+                   "--strategy", "verbalizer", "--budget", "5")
+    assert proc.returncode == 2 and "this spec's task is 'qa'" in proc.stderr

@@ -77,6 +77,46 @@ class SplitSpec(Strict):
         return self
 
 
+# -- data augmentation (unified_prompt.augmentation) ----------------------------------
+class DemoAugmentSpec(Strict):
+    """LM-BFF style: each training example again, with k demonstrations drawn from the
+    other training examples in front of it."""
+
+    k: int = Field(1, ge=1, le=64, description="Demonstrations per label (classification) or "
+                   "in all (generation, qa).")
+    copies: int = Field(1, ge=1, le=64, description="Extra examples per training example, "
+                        "each with its own draw of demonstrations.")
+
+
+class AugmentSpec(Strict):
+    """Extra training examples made from the train split (never dev or test)."""
+
+    templates: list[str] = Field(
+        default_factory=list, description="Template paraphrase: each training example once "
+        "more under each of these templates (same slots as prompt.template).")
+    demonstrations: DemoAugmentSpec | None = None
+    seed: Seed | None = Field(None, description="Default: the experiment seed.")
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_parse(cls, v: list[str]) -> list[str]:
+        from unified_prompt.prompts.template import Template
+
+        for i, source in enumerate(v):
+            try:
+                Template(source)
+            except TemplateError as exc:
+                raise ValueError(f"templates[{i}]: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _some_method(self) -> AugmentSpec:
+        if not self.templates and self.demonstrations is None:
+            raise ValueError("data.augment names no method: give templates and/or "
+                             "demonstrations")
+        return self
+
+
 class DataSpec(Strict):
     dataset: str | None = Field(None, description="A bundled dataset (`unified-prompt datasets`).")
     files: DataFiles | None = None
@@ -92,6 +132,8 @@ class DataSpec(Strict):
     limit: dict[Split, int] = Field(default_factory=dict,
                                     description="At most this many examples per split.")
     k_shot: int | None = Field(None, ge=1, description="Sample k training examples per label.")
+    augment: AugmentSpec | None = Field(
+        None, description="Extra training examples from the train split; see AugmentSpec.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:

@@ -21,6 +21,9 @@ def mixture_problem(spec: ExperimentSpec) -> str | None:
         return f"mixture: multi-task training mixes classification tasks (task is {spec.task})"
     if METHODS[spec.finetune.method].runs == "hosted":
         return "mixture: a hosted fine-tuning job trains one dataset; use a local method"
+    if spec.data.augment is not None:
+        return ("data.augment: augmentation is not applied to a mixture's tasks yet; drop "
+                "data.augment or the mixture")
     names = [mixture.name] + [t.name for t in mixture.tasks]
     for i, task in enumerate(mixture.tasks):
         key = f"mixture.tasks.{i}"

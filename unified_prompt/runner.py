@@ -352,6 +352,9 @@ class _Run:
             mixing = MixtureTraining.build(self.tasks, ft.train_limit, ft.eval_limit, seed,
                                            ft.batch_size, ft.grad_accum)
             items = mixing.items
+        augmentation = self._augment(builder, train, resuming) if mixing is None else None
+        if augmentation is not None:
+            items += augmentation.items
         verbalizer = builder.verbalizer
         dev = splits.dev[: ft.eval_limit] if ft.eval_limit else splits.dev
         evaluator = Evaluator(self.inference, builder, spec, progress=False)
@@ -380,6 +383,8 @@ class _Run:
         training = {"steps": outcome.steps, "best_dev": outcome.best_metric,
                     "best_step": outcome.best_step, "stopped_early": outcome.stopped_early,
                     "train_examples": len(items), "lr": ft.learning_rate}
+        if augmentation is not None:
+            training["augmentation"] = augmentation.summary(len(train))
         if self.world is not None and self.world.size > 1:
             training |= {"processes": self.world.size, "parallel": ft.parallel}
         if mixing is not None:
@@ -403,6 +408,19 @@ class _Run:
             self.run.write_state(training_done=True, trainable_params=session.trainable_params,
                                  train_seconds=outcome.train_seconds, training=training)
         return session.model, session.trainable_params, outcome.train_seconds, training
+
+    def _augment(self, builder: PromptBuilder, train: list[Example],
+                 resuming: bool) -> Any:
+        """data.augment's extra training items, written to (or, resuming, read from)
+        RUN/augmented.jsonl by rank 0."""
+        if self.spec.data.augment is None:
+            return None
+        from unified_prompt.augmentation import FILE, augment
+
+        path = self.run.file(FILE) if self.run is not None else None
+        out = augment(self.spec, builder, train, path, resuming=resuming, write=self.main)
+        self.log("augment", added=len(out.items), methods=out.counts, reused=out.reused)
+        return out
 
     # -- hosted training -------------------------------------------------------------
     def _train_hosted(self, backend: Backend, builder: PromptBuilder,

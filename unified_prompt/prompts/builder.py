@@ -23,9 +23,10 @@ from unified_prompt.prompts.verbalizer import Verbalizer
 NER_TYPES_FIELD = "entity_types"
 
 
-def experiment_template(spec: ExperimentSpec) -> Template:
-    """The spec's template; soft-prompt methods get a soft prefix if it has no {soft} slot."""
-    template = Template(spec.prompt.template)
+def experiment_template(spec: ExperimentSpec, source: str | None = None) -> Template:
+    """The spec's template (or `source`, an alternative such as data.augment's templates);
+    soft-prompt methods get a soft prefix if it has no {soft} slot."""
+    template = Template(spec.prompt.template if source is None else source)
     ft = spec.finetune
     if METHODS[ft.method].soft_slots and not template.soft_slots:
         init_text = getattr(ft, "init_text", None) if getattr(ft, "init", None) == "text" else None

@@ -107,6 +107,15 @@ def score_from(logprobs: np.ndarray, gold: Sequence[int]) -> Score:
     return Score(acc, margin, len(rows))
 
 
+def objective_metrics(spec: ExperimentSpec) -> list[str]:
+    """The metrics a generating search maximises, the objective first: the spec's eval
+    metrics; for qa without eval.metrics, token F1 then exact match (F1 gives partial credit,
+    so it separates prompts that exact match scores alike)."""
+    if spec.task == "qa" and not spec.eval.metrics:
+        return ["f1", "exact_match"]
+    return list(spec.metrics)
+
+
 class Objective:
     """Scores candidates on examples with the target backend and model."""
 
@@ -120,7 +129,7 @@ class Objective:
         self.meter = meter
         self.pricer = Pricer(backend, spec.backend.model)
         self._builders: dict[str, tuple[ExperimentSpec, PromptBuilder]] = {}
-        self.generation = spec.task == "generation"
+        self.generation = spec.model_task == "generation"  # generation and qa
         self._dev: dict[str, tuple[Candidate, AnyScore]] = {}  # by Candidate.key
         self._dev_raw: dict[str, np.ndarray] = {}  # uncalibrated, by Candidate.prompt_key
 
@@ -168,9 +177,9 @@ class Objective:
         self.meter.charge(self.pricer.generate(prompts, spec.eval.max_new_tokens),
                           phase=self.phase)
         evaluator = Evaluator(self.backend, builder, spec, progress=False)
-        metrics, _ = evaluator.generate_eval(self.model, examples, "search")
-        return MetricScore(tuple((name, float(metrics[name])) for name in spec.metrics),
-                           len(examples))
+        names = objective_metrics(spec)
+        metrics, _ = evaluator.evaluate(self.model, examples, "search", names)
+        return MetricScore(tuple((name, float(metrics[name])) for name in names), len(examples))
 
     def score(self, cand: Candidate, examples: Sequence[Example]) -> AnyScore:
         """A fresh (uncached) score on any examples: minibatches, rewards."""

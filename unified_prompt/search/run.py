@@ -32,7 +32,7 @@ from unified_prompt.search.candidate import Candidate
 from unified_prompt.search.capabilities import require
 from unified_prompt.search.context import SearchContext
 from unified_prompt.search.journal import Journal, SearchDir
-from unified_prompt.search.objective import AnyScore, Objective, SelectBy
+from unified_prompt.search.objective import AnyScore, Objective, SelectBy, objective_metrics
 from unified_prompt.search.report import SearchResult, best_yaml, render_report
 from unified_prompt.search.strategies import strategy_class
 from unified_prompt.search.strategies.base import PlanInput, Strategy
@@ -63,7 +63,7 @@ def _check_spec(spec: ExperimentSpec, strategy: Strategy) -> None:
         raise UserInputError("prompt.chat: search does not write its candidates through a chat "
                              "template yet; search with prompt.chat: false, then run the best "
                              "prompt with chat")
-    if spec.metrics[0] == "perplexity":
+    if spec.task == "generation" and spec.metrics[0] == "perplexity":
         raise UserInputError("eval.metrics: search maximises the first metric and perplexity "
                              "is lower-is-better; list another metric first (e.g. rouge_l)")
     if spec.finetune.method != "none":
@@ -74,7 +74,7 @@ def _check_spec(spec: ExperimentSpec, strategy: Strategy) -> None:
 
 def _price(pricer: Pricer, spec: ExperimentSpec, prompts: list) -> Spend:
     """What one pass over `prompts` costs: label words scored, or outputs generated."""
-    if spec.task == "generation":
+    if spec.model_task == "generation":
         return pricer.generate(prompts, spec.eval.max_new_tokens)
     verbalizer = PromptBuilder(spec).verbalizer
     assert verbalizer is not None
@@ -263,7 +263,8 @@ class _Search:
                 seconds=round(time.perf_counter() - started, 3), peak_rss_mb=peak_rss_mb(),
                 out=self.out.path if self.out else None, rows=ctx.journal.rows,
                 extras=ctx.extras, plan=None,
-                metric=spec.metrics[0] if spec.task == "generation" else "accuracy")
+                metric=objective_metrics(spec)[0] if spec.model_task == "generation"
+                else "accuracy")
             if self.out is not None:
                 report = render_report(result) + search_section(
                     self.out.path, ctx.journal.rows, self.strategy.options.select_by)

@@ -60,7 +60,7 @@ class StrategyOptions(BaseModel):
         from unified_prompt.errors import UserInputError
 
         chosen = {k: getattr(self, k) for k in ("select_by", "confirm_by")}
-        if task == "generation":
+        if task != "classification":  # generation and qa
             bad = [k for k in chosen if k in self.model_fields_set and chosen[k] != "metric"]
             if bad:
                 raise UserInputError(f"search option {bad[0]}={chosen[bad[0]]}: a generation "
@@ -113,7 +113,7 @@ class Strategy(ABC):
 
     def needs_for(self, task: str) -> tuple[str, ...]:
         """The target primitives a search of `task` needs."""
-        if task == "generation":
+        if task != "classification":  # generation and qa generate
             return tuple(dict.fromkeys("generate" if p == "score" else p for p in self.needs))
         return self.needs
 

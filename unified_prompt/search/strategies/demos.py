@@ -39,7 +39,7 @@ class DemoSearch(Strategy):
     summary = "few-shot demonstrations: similarity, random sets, then swaps (hill climbing)"
     Options = DemoOptions
     needs = ("score",)
-    tasks = ("classification", "generation")
+    tasks = ("classification", "generation", "qa")
     options: DemoOptions
 
     def plan(self, info: PlanInput) -> StrategyPlan:

@@ -27,7 +27,7 @@ from unified_prompt.errors import TemplateError, UserInputError
 from unified_prompt.prompts.segments import Mask, Rendered, Text
 from unified_prompt.prompts.template import FieldSlot, MaskSlot, Template
 from unified_prompt.search.budget import Pricer
-from unified_prompt.search.objective import AnyScore, percent
+from unified_prompt.search.objective import AnyScore, objective_metrics, percent
 from unified_prompt.search.slots import write_parts
 from unified_prompt.search.strategies.base import PlanInput, Strategy, StrategyOptions, StrategyPlan
 
@@ -220,7 +220,7 @@ class ProposeSearch(Strategy):
     summary = "instructions written by a proposer LLM from examples and earlier scores (APE/OPRO)"
     Options = ProposeOptions
     needs = ("score",)
-    tasks = ("classification", "generation")
+    tasks = ("classification", "generation", "qa")
     options: ProposeOptions
 
     def __init__(self, options: Any = None) -> None:
@@ -280,7 +280,7 @@ class ProposeSearch(Strategy):
             return proposer.generate(model, prompts, params, batch_size=len(prompts))
 
         # how the meta-prompts name the answer and the score they show
-        self._words = ({"noun": "output", "metric": ctx.spec.metrics[0]}
+        self._words = ({"noun": "output", "metric": objective_metrics(ctx.spec)[0]}
                        if ctx.objective.generation else {})
         # written first: a search usually ends when the budget runs out, mid-round
         ctx.extras["proposer"] = {"backend": proposer.name,

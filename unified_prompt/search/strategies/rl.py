@@ -50,7 +50,7 @@ class RLSearch(Strategy):
     summary = "prompt words from a numpy policy trained by REINFORCE on label-score rewards"
     Options = RLOptions
     needs = ("score",)
-    tasks = ("classification", "generation")
+    tasks = ("classification", "generation", "qa")
     options: RLOptions
 
     def plan(self, info: PlanInput) -> StrategyPlan:
