@@ -41,6 +41,7 @@ class ModelKind(str, Enum):
     CAUSAL = "causal"
     MASKED = "masked"
     CHAT = "chat"
+    SEQ2SEQ = "seq2seq"
 
 
 @dataclass(frozen=True)
