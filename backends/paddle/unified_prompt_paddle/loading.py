@@ -111,6 +111,7 @@ def set_state(net: Any, state: dict[str, np.ndarray]) -> None:
     """Copy numpy arrays into the named parameters (shapes checked)."""
     pd = paddle()
     params = dict(net.named_parameters())
+    params.update(dict(net.named_buffers()))  # BART's final_logits_bias
     with pd.no_grad():
         for name, value in state.items():
             param = params[name]
@@ -129,17 +130,33 @@ def load_folder(folder: Path, *, max_length: int | None = None, name: str | None
     tokenizer = load_tokenizer(folder, hf)
     weights = read_hf_weights(folder)
     rules = arch.rules(hf)
-    net = build_net(arch, hf, hf_to_paddle_state(rules, weights, hf, arch.base, str(folder)))
+    state = hf_to_paddle_state(rules, weights, hf, arch.base, str(folder))
+    if arch.model_type == "bart" and "final_logits_bias" in weights:
+        state["final_logits_bias"] = weights["final_logits_bias"]
+    net = build_net(arch, hf, state)
     net.eval()
     for param in net.parameters():
         param.stop_gradient = True
-    total = sum(int(v.size) for k, v in weights.items()
-                if not (k == "lm_head.weight" and arch.tied(hf)))
+    if arch.kind == ModelKind.SEQ2SEQ:  # tied copies (encoder.embed_tokens) counted once
+        total = sum(int(weights[r.hf].size) for r in rules)
+    else:
+        total = sum(int(v.size) for k, v in weights.items()
+                    if not (k == "lm_head.weight" and arch.tied(hf)))
     return PaddleModel(net=net, arch=arch, hf_config=hf, rules=rules, tokenizer=tokenizer,
                        folder=folder, name=name or str(folder),
                        max_length=max_length or default_max_length(hf, tokenizer),
                        overlay=SoftOverlay(net.get_input_embeddings()), total_params=total,
-                       stop_ids=stop_ids(folder, arch, tokenizer))
+                       stop_ids=stop_ids(folder, arch, tokenizer),
+                       decoder_layout=_decoder_layout(folder, arch, hf, tokenizer))
+
+
+def _decoder_layout(folder: Path, arch: Architecture, hf: dict[str, Any],
+                    tokenizer: TextTokenizer) -> Any:
+    if arch.kind != ModelKind.SEQ2SEQ:
+        return None
+    from unified_prompt_paddle.seq2seq import read_layout
+
+    return read_layout(folder, hf, tokenizer)
 
 
 DEFAULT_MAX_LENGTH = 2048
@@ -173,4 +190,5 @@ def stop_ids(folder: Path, arch: Architecture, tokenizer: TextTokenizer) -> froz
 def clone_net(model: PaddleModel) -> Any:
     """A separate copy of the network's weights (LoRA and full fine-tuning change it)."""
     state = {name: p.numpy() for name, p in model.net.named_parameters()}
+    state.update({name: b.numpy() for name, b in model.net.named_buffers()})
     return build_net(model.arch, model.hf_config, state)

@@ -81,6 +81,10 @@ def word_logprobs(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds
     """(len(prompts), n_words) tensor of summed log-probs (keeps the autograd graph)."""
     if model.kind == ModelKind.MASKED:
         return _masked(model, prompts, wids)
+    if model.kind == ModelKind.SEQ2SEQ:
+        from unified_prompt_paddle.seq2seq import word_logprobs as seq2seq_word_logprobs
+
+        return seq2seq_word_logprobs(model, prompts, wids)
     return _causal(model, prompts, wids)
 
 
