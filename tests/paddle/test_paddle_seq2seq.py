@@ -180,6 +180,39 @@ def test_adapter_reloads_to_identical_scores(paddle_backend, s2s, method, tmp_pa
     assert np.abs(initial - trained).max() > 1e-4
 
 
+def test_lora_folder_runs_in_paddlenlps_own_forward(paddle_backend, s2s, tmp_path: Path
+                                                    ) -> None:
+    """Our LoRA folder is paddlenlp's: LoRAModel.from_pretrained on the mapped network, run
+    through paddlenlp's own forward, gives our decoder's logits."""
+    from paddlenlp.peft import LoRAModel
+    from unified_prompt_paddle.loading import clone_net
+    from unified_prompt_paddle.runtime import paddle
+    from unified_prompt_paddle.seq2seq import decode, encode, head
+
+    from unified_prompt.encoding import Encoded
+
+    builder = _builder(paddle_backend, s2s, "lora")
+    session = paddle_backend.start_training(s2s, TestPaddleT5().setup_for(builder))
+    state = session.trainable_state()
+    rng = np.random.default_rng(0)
+    session.load_trainable_state({k: (rng.standard_normal(v.shape) * 0.1).astype(np.float32)
+                                  for k, v in state.items()})
+    session.train_mode(False)
+    session.save_adapter(tmp_path / "lora")
+    plain = LoRAModel.from_pretrained(clone_net(s2s), str(tmp_path / "lora"))
+    plain.eval()
+    ids = [504, 3300, 314, 4155, 28, s2s.tokenizer.special.eos]
+    dec = [int(s2s.hf_config["decoder_start_token_id"]), 504, 28]
+    pd = paddle()
+    with pd.no_grad():
+        memory, mask = encode(session.model, [Encoded(tuple(ids))])
+        hidden, _ = decode(session.model, memory, mask, np.array([0]), [dec])
+        ours = head(session.model, hidden).numpy()
+        out = plain(input_ids=pd.to_tensor([ids]), decoder_input_ids=pd.to_tensor([dec]),
+                    use_cache=False, return_dict=True)
+    np.testing.assert_allclose(ours, out.logits.numpy(), atol=1e-4)
+
+
 def test_generation_training_lowers_the_loss_on_the_target(paddle_backend, s2s) -> None:
     from unified_prompt.data.example import Example
 

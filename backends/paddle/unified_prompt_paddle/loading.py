@@ -131,8 +131,11 @@ def load_folder(folder: Path, *, max_length: int | None = None, name: str | None
     weights = read_hf_weights(folder)
     rules = arch.rules(hf)
     state = hf_to_paddle_state(rules, weights, hf, arch.base, str(folder))
-    if arch.model_type == "bart" and "final_logits_bias" in weights:
-        state["final_logits_bias"] = weights["final_logits_bias"]
+    if arch.model_type == "bart":  # paddlenlp's own forward reads these two
+        if "final_logits_bias" in weights:
+            state["final_logits_bias"] = weights["final_logits_bias"]
+        if arch.tied(hf):
+            state["lm_head_weight"] = state["bart.shared.weight"]
     net = build_net(arch, hf, state)
     net.eval()
     for param in net.parameters():
