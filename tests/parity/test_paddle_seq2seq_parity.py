@@ -126,6 +126,15 @@ def test_greedy_generation_is_identical(backends, pair) -> None:
             text == model.tokenizer.decode(got), (prompt, text)
 
 
+def _assert_learns(session, items, first: float, lr: float, steps: int = 6) -> None:
+    """After the first forward/backward (loss `first`), `steps` more steps lower the loss."""
+    last = first
+    for _ in range(steps):
+        session.optimizer_step(lr, 1.0)
+        last = session.forward_backward(items, 1.0)
+    assert last < first
+
+
 def _random_state(session, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {k: (rng.standard_normal(v.shape) * 0.1).astype(np.float32)
@@ -160,11 +169,7 @@ def test_lora_loss_matches_peft_from_the_same_state(backends, pair) -> None:
                                       builder.verbalizer.flat_words)
     theirs = _classification_loss(scores, builder, items)
     assert ours == pytest.approx(theirs, rel=1e-5)
-    losses = [ours]
-    for _ in range(6):
-        session.optimizer_step(0.01, 1.0)
-        losses.append(session.forward_backward(items, 1.0))
-    assert losses[-1] < losses[0]
+    _assert_learns(session, items, ours, lr=0.01)
 
 
 def test_prompt_tuning_loss_matches_transformers(backends, pair) -> None:
@@ -180,11 +185,7 @@ def test_prompt_tuning_loss_matches_transformers(backends, pair) -> None:
         scores = _torch_word_logprobs(net, model, [i.prompt for i in items],
                                       builder.verbalizer.flat_words, soft=soft)
     assert ours == pytest.approx(_classification_loss(scores, builder, items), rel=1e-5)
-    losses = [ours]
-    for _ in range(6):
-        session.optimizer_step(0.05, 1.0)
-        losses.append(session.forward_backward(items, 1.0))
-    assert losses[-1] < losses[0]
+    _assert_learns(session, items, ours, lr=0.05)
 
 
 def test_generation_loss_matches_transformers(backends, pair) -> None:

@@ -356,27 +356,27 @@ def bart_rules(hf: dict[str, Any]) -> list[Rule]:
     return out
 
 
+#: model_type -> (common key, the family's own key): config.json spellings of the sizes.
+_CONFIG_ALIASES: dict[str, tuple[tuple[str, str], ...]] = {
+    "gpt2": (("hidden_size", "n_embd"), ("num_hidden_layers", "n_layer"),
+             ("num_attention_heads", "n_head"), ("max_position_embeddings", "n_positions")),
+    "t5": (("hidden_size", "d_model"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_heads"), ("intermediate_size", "d_ff")),
+    # BART: the encoder's sizes (what soft prompts and PEFT's prompt configs need)
+    "bart": (("hidden_size", "d_model"), ("num_hidden_layers", "encoder_layers"),
+             ("num_attention_heads", "encoder_attention_heads"),
+             ("intermediate_size", "encoder_ffn_dim")),
+}
+
+
 def normalized(hf: dict[str, Any]) -> dict[str, Any]:
-    """config.json with the common key names (GPT-2 writes n_embd, n_layer, n_head, ...)."""
+    """config.json with the common key names (GPT-2 writes n_embd, T5 d_model, ...)."""
     out = dict(hf)
+    for common, own in _CONFIG_ALIASES.get(str(out.get("model_type")), ()):
+        if common not in out and own in out:
+            out[common] = out[own]
     if out.get("model_type") == "gpt2":
-        for common, gpt in (("hidden_size", "n_embd"), ("num_hidden_layers", "n_layer"),
-                            ("num_attention_heads", "n_head"),
-                            ("max_position_embeddings", "n_positions")):
-            if common not in out and gpt in out:
-                out[common] = out[gpt]
         out.setdefault("intermediate_size", out.get("n_inner") or 4 * out["hidden_size"])
-    if out.get("model_type") == "t5":
-        for common, t5 in (("hidden_size", "d_model"), ("num_hidden_layers", "num_layers"),
-                           ("num_attention_heads", "num_heads"), ("intermediate_size", "d_ff")):
-            if common not in out and t5 in out:
-                out[common] = out[t5]
-    if out.get("model_type") == "bart":
-        for common, bart in (("hidden_size", "d_model"), ("num_hidden_layers", "encoder_layers"),
-                             ("num_attention_heads", "encoder_attention_heads"),
-                             ("intermediate_size", "encoder_ffn_dim")):
-            if common not in out and bart in out:
-                out[common] = out[bart]
     return out
 
 

@@ -108,17 +108,22 @@ def hf_to_paddle_state(rules: list[Rule], weights: dict[str, np.ndarray], hf: di
 
 
 def set_state(net: Any, state: dict[str, np.ndarray]) -> None:
-    """Copy numpy arrays into the named parameters (shapes checked)."""
+    """Copy numpy arrays into the named parameters (as float32) and buffers (BART's
+    final_logits_bias; a clone's buffers keep their own dtypes), shapes checked."""
     pd = paddle()
     params = dict(net.named_parameters())
-    params.update(dict(net.named_buffers()))  # BART's final_logits_bias
+    buffers = dict(net.named_buffers())
     with pd.no_grad():
         for name, value in state.items():
-            param = params[name]
-            if list(param.shape) != list(value.shape):
+            target = params.get(name)
+            if target is not None:
+                value = value.astype(np.float32, copy=False)
+            else:
+                target = buffers[name]
+            if list(target.shape) != list(value.shape):
                 raise ModelNotFoundError(f"{name}: checkpoint shape {list(value.shape)} != "
-                                         f"model shape {list(param.shape)}")
-            param.set_value(value.astype(np.float32, copy=False))
+                                         f"model shape {list(target.shape)}")
+            target.set_value(value)
 
 
 def load_folder(folder: Path, *, max_length: int | None = None, name: str | None = None
