@@ -8,7 +8,7 @@ returns hidden states; `head` turns only the rows that are needed into vocabular
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,25 @@ class Batch:
     positions: np.ndarray  # (B, T) int64, logical positions (prefix not counted)
     soft: np.ndarray  # (B, T) int64, row of the soft table or -1
     lengths: np.ndarray  # (B,) real tokens per row
+
+
+def cached_encoder(model: PaddleModel) -> Callable[[str], list[int]]:
+    """The tokenizer's text -> ids, memoised for one batch (templates repeat their text)."""
+    cache: dict[str, list[int]] = {}
+    tok = model.tokenizer
+
+    def encode(text: str) -> list[int]:
+        found = cache.get(text)
+        if found is None:
+            found = cache[text] = tok.encode_text(text)
+        return found
+
+    return encode
+
+
+def soft_offsets(model: PaddleModel) -> dict[int, int] | None:
+    """Each soft slot's first row in the soft table (None without a soft prompt)."""
+    return model.soft.offsets if model.soft is not None else None
 
 
 def make_batch(encoded: Sequence[Encoded], pad_id: int,

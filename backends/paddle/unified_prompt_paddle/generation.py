@@ -141,7 +141,7 @@ def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
     if model.kind == ModelKind.SEQ2SEQ:
         from unified_prompt_paddle.seq2seq import generate_batch as seq2seq_generate
 
-        return seq2seq_generate(model, prompts, params)
+        return seq2seq_generate(model, prompts, params, pick_tokens)
     if model.kind != ModelKind.CAUSAL:
         return _masked_batch(model, prompts, params)
     tok = model.tokenizer

@@ -17,7 +17,7 @@ numbers are exactly the scoring path's, at a cost that only long outputs notice.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from unified_prompt.decoding import finish
 from unified_prompt.encoding import Encoded, SpecialIds, encode_continuation, encode_masked
 from unified_prompt.errors import CapabilityError
 from unified_prompt.prompts.segments import Rendered
-from unified_prompt_paddle.forward import gather_rows, log_softmax, make_batch
+from unified_prompt_paddle.forward import cached_encoder, gather_rows, log_softmax, make_batch, soft_offsets
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.runtime import paddle, to_tensor
 from unified_prompt_paddle.tokenizer import TextTokenizer
@@ -106,8 +106,6 @@ def layout(model: PaddleModel) -> Layout:
 
 def encoder_inputs(model: PaddleModel, prompts: Sequence[Rendered]) -> list[Encoded]:
     """Each prompt as the encoder reads it (cut from the front to the model's length)."""
-    from unified_prompt_paddle.scoring import cached_encoder
-
     special = layout(model).encoder_special
     encode = cached_encoder(model)
     return [encode_masked(p, encode, special, max_length=model.max_length, n_masks=1)
@@ -116,8 +114,6 @@ def encoder_inputs(model: PaddleModel, prompts: Sequence[Rendered]) -> list[Enco
 
 def encode(model: PaddleModel, enc: Sequence[Encoded]) -> tuple[Any, np.ndarray]:
     """Encoder hidden states (B, S, d) and the (B, S) mask; soft vectors written in."""
-    from unified_prompt_paddle.scoring import soft_offsets
-
     pd = paddle()
     batch = make_batch(enc, layout(model).pad, soft_offsets(model))
     mask = batch.mask.astype(np.float32)
@@ -220,8 +216,6 @@ def word_logprobs(model: PaddleModel, prompts: Sequence[Rendered], wids: Any) ->
 
 def generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> Any:
     """Mean over examples of the per-token negative log-likelihood of target + EOS."""
-    from unified_prompt_paddle.scoring import cached_encoder
-
     lay = layout(model)
     encode_text = cached_encoder(model)
     prompts = [item.prompt for item in batch]
@@ -243,11 +237,10 @@ def generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> Any:
     return -(picked * weights).sum() / len(batch)
 
 
-def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
-                   params: GenerationParams) -> list[str]:
-    """Greedy (or seeded sampling) decoding after the prefix; EOS ends a row unkept."""
-    from unified_prompt_paddle.generation import pick_tokens
-
+def generate_batch(model: PaddleModel, prompts: Sequence[Rendered], params: GenerationParams,
+                   pick_tokens: Callable[..., np.ndarray]) -> list[str]:
+    """Greedy (or seeded sampling: `pick_tokens`, generation.py's) decoding after the
+    prefix; an ending token ends a row unkept."""
     pd = paddle()
     lay = layout(model)
     tok = model.tokenizer
