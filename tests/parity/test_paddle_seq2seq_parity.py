@@ -284,3 +284,32 @@ def test_paddle_agrees_with_the_hf_backend(backends, kind) -> None:
                                                                 rel=1e-5)
         assert sa.optimizer_step(0.01, 1.0) == pytest.approx(sb.optimizer_step(0.01, 1.0),
                                                              rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
+def test_converted_adapters_score_the_same_on_the_hf_backend(backends, kind, method,
+                                                             tmp_path: Path) -> None:
+    """`convert` both ways between the backends' seq2seq adapters keeps the scores."""
+    from unified_prompt_paddle.convert import convert_adapter
+
+    from unified_prompt.backend import ModelKind
+
+    hf, pd = backends
+    if ModelKind.SEQ2SEQ not in hf.capabilities.model_kinds:
+        pytest.skip("this hf backend has no encoder-decoder support")
+    ref = tiny_model(kind)
+    models = {hf: hf.load_model(str(ref)), pd: pd.load_model(str(ref))}
+    builder = _builder(models[pd], method,
+                       template=SOFT_TEMPLATE if method == "prompt_tuning" else None)
+    prompts = builder.render(synthetic_examples())
+    words = builder.verbalizer.flat_words
+    for src, dst, to in ((pd, hf, "hf"), (hf, pd, "paddle")):
+        session = src.start_training(models[src], Spec().setup_for(builder))
+        session.load_trainable_state(_random_state(session))
+        session.train_mode(False)
+        session.save_adapter(tmp_path / f"{to}-src")
+        convert_adapter(tmp_path / f"{to}-src", tmp_path / f"{to}-dst", to, model=ref)
+        loaded = dst.load_adapter(models[dst], tmp_path / f"{to}-dst")
+        ours = src.score(session.model, prompts, words).logprob
+        assert np.abs(dst.score(loaded, prompts, words).logprob - ours).max() <= 1e-4
