@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from unified_prompt.backend import ModelKind
-from unified_prompt.errors import ModelNotFoundError
+from unified_prompt.errors import CapabilityError, ModelNotFoundError
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +115,10 @@ class Architecture:
             else:
                 cfg["fuse"] = False
             return cfg
+        if self.model_type == "t5":
+            return t5_config(hf)
+        if self.model_type == "bart":
+            return bart_config(hf)
         raise AssertionError(self.model_type)
 
     # -- weights -----------------------------------------------------------------
@@ -124,11 +128,17 @@ class Architecture:
             return _llama_rules(hf)
         if self.model_type == "gpt2":
             return _gpt2_rules(hf)
+        if self.model_type == "t5":
+            return t5_rules(hf)
+        if self.model_type == "bart":
+            return bart_rules(hf)
         return _bert_rules(hf, self.model_type)
 
     def tied(self, hf: dict[str, Any]) -> bool:
         if self.kind == ModelKind.MASKED or self.model_type == "gpt2":
             return True
+        if self.model_type in ("t5", "bart"):  # both configs default to tied
+            return bool(hf.get("tie_word_embeddings", True))
         return bool(hf.get("tie_word_embeddings", False))
 
 
@@ -219,15 +229,153 @@ def _gpt2_rules(hf: dict[str, Any]) -> list[Rule]:
     return out
 
 
+def t5_config(hf: dict[str, Any]) -> dict[str, Any]:
+    """paddlenlp's T5Config for a Hugging Face T5 config, refusing what it computes differently.
+
+    paddlenlp 2.8's relative position buckets always use max_distance 128 (its
+    `compute_bias` never passes the config's value), and its feed-forward knows relu,
+    gated-gelu (gelu_new) and gated-silu only.
+    """
+    ffn = str(hf.get("feed_forward_proj", "relu"))
+    if ffn not in ("relu", "gated-gelu", "gated-silu"):
+        raise CapabilityError(f"t5: paddlenlp's T5 has no feed_forward_proj {ffn!r} "
+                              "(it knows relu, gated-gelu, gated-silu)")
+    distance = int(hf.get("relative_attention_max_distance", 128))
+    if distance != 128:
+        raise CapabilityError("t5: paddlenlp 2.8's T5 buckets relative positions with "
+                              f"max_distance 128 whatever the config says (this model: {distance})")
+    return {
+        "vocab_size": hf["vocab_size"], "d_model": hf["d_model"], "d_kv": hf["d_kv"],
+        "d_ff": hf["d_ff"], "num_layers": hf["num_layers"],
+        "num_decoder_layers": hf.get("num_decoder_layers") or hf["num_layers"],
+        "num_heads": hf["num_heads"],
+        "relative_attention_num_buckets": hf.get("relative_attention_num_buckets", 32),
+        "dropout_rate": hf.get("dropout_rate", 0.1),
+        "layer_norm_epsilon": hf.get("layer_norm_epsilon", 1e-6),
+        "feed_forward_proj": ffn, "tie_word_embeddings": bool(hf.get("tie_word_embeddings", True)),
+        "pad_token_id": hf.get("pad_token_id", 0), "eos_token_id": hf.get("eos_token_id", 1),
+        "decoder_start_token_id": hf.get("decoder_start_token_id", 0),
+    }
+
+
+def _t5_stack_rules(hf: dict[str, Any], stack: str, n_layers: int, gated: bool) -> list[Rule]:
+    h, p = f"{stack}.", f"t5.{stack}."
+    out = [Rule(f"{h}final_layer_norm.weight", f"{p}final_layer_norm.weight"),
+           Rule(f"{h}block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                f"{p}block.0.layer.0.SelfAttention.relative_attention_bias.weight")]
+    attentions = ["SelfAttention"] + (["EncDecAttention"] if stack == "decoder" else [])
+    ffn = ("wi_0", "wi_1", "wo") if gated else ("wi", "wo")
+    for i in range(n_layers):
+        b = f"block.{i}.layer."
+        for j, attn in enumerate(attentions):
+            for lin in ("q", "k", "v", "o"):
+                name = f"{b}{j}.{attn}.{lin}.weight"
+                out.append(Rule(h + name, p + name, True, True))
+            out.append(Rule(f"{h}{b}{j}.layer_norm.weight", f"{p}{b}{j}.layer_norm.weight"))
+        j = len(attentions)
+        for lin in ffn:
+            name = f"{b}{j}.DenseReluDense.{lin}.weight"
+            out.append(Rule(h + name, p + name, True, True))
+        out.append(Rule(f"{h}{b}{j}.layer_norm.weight", f"{p}{b}{j}.layer_norm.weight"))
+    return out
+
+
+def t5_rules(hf: dict[str, Any]) -> list[Rule]:
+    """T5's names are paddlenlp's under `t5.` (the shared embedding serves both stacks)."""
+    gated = str(hf.get("feed_forward_proj", "relu")).startswith("gated")
+    out = [Rule("shared.weight", "t5.shared.weight")]
+    out += _t5_stack_rules(hf, "encoder", int(hf["num_layers"]), gated)
+    out += _t5_stack_rules(hf, "decoder", int(hf.get("num_decoder_layers") or hf["num_layers"]),
+                           gated)
+    if not hf.get("tie_word_embeddings", True):
+        out.append(Rule("lm_head.weight", "lm_head.weight", True))
+    return out
+
+
+def bart_config(hf: dict[str, Any]) -> dict[str, Any]:
+    """paddlenlp's BartConfig; it builds post-norm layers from paddle's nn.Transformer*, so
+    pre-norm variants (mBART: normalize_before, add_final_layer_norm) are refused, and its
+    activation is paddle.nn.functional's function of that name (exact gelu, relu)."""
+    if hf.get("normalize_before") or hf.get("add_final_layer_norm"):
+        raise CapabilityError("bart: paddlenlp's BART is post-norm only (this config asks for "
+                              "normalize_before / add_final_layer_norm, as mBART does)")
+    act = str(hf.get("activation_function", "gelu"))
+    if act not in ("gelu", "relu"):
+        raise CapabilityError(f"bart: paddlenlp's BART has no activation {act!r} matching "
+                              "transformers' (gelu, relu)")
+    keys = ("vocab_size", "max_position_embeddings", "encoder_layers", "encoder_ffn_dim",
+            "encoder_attention_heads", "decoder_layers", "decoder_ffn_dim",
+            "decoder_attention_heads", "d_model")
+    out: dict[str, Any] = {k: hf[k] for k in keys}
+    out.update(activation_function=act, dropout=hf.get("dropout", 0.1),
+               attention_dropout=hf.get("attention_dropout", 0.0),
+               activation_dropout=hf.get("activation_dropout", 0.0),
+               init_std=hf.get("init_std", 0.02), pad_token_id=hf.get("pad_token_id", 1),
+               bos_token_id=hf.get("bos_token_id", 0), eos_token_id=hf.get("eos_token_id", 2),
+               decoder_start_token_id=hf.get("decoder_start_token_id", 2),
+               forced_eos_token_id=hf.get("forced_eos_token_id", 2),
+               scale_embedding=bool(hf.get("scale_embedding", False)))
+    return out
+
+
+_BART_LAYER = {
+    "encoder": (("self_attn", "self_attn"), ("self_attn_layer_norm", "norm1"),
+                ("fc1", "linear1"), ("fc2", "linear2"), ("final_layer_norm", "norm2")),
+    "decoder": (("self_attn", "self_attn"), ("self_attn_layer_norm", "norm1"),
+                ("encoder_attn", "cross_attn"), ("encoder_attn_layer_norm", "norm2"),
+                ("fc1", "linear1"), ("fc2", "linear2"), ("final_layer_norm", "norm3")),
+}
+
+
+def bart_rules(hf: dict[str, Any]) -> list[Rule]:
+    """BART on paddle's nn.TransformerEncoder/Decoder layers inside paddlenlp's BartModel.
+
+    final_logits_bias is a buffer (no rule: it does not train); loading.py copies it."""
+    out = [Rule("model.shared.weight", "bart.shared.weight")]
+    for side in ("encoder", "decoder"):
+        h, p = f"model.{side}.", f"bart.{side}."
+        for bias in ("weight", "bias"):
+            out.append(Rule(f"{h}layernorm_embedding.{bias}",
+                            f"{p}{side}_layernorm_embedding.{bias}"))
+        out.append(Rule(f"{h}embed_positions.weight", f"{p}{side}_embed_positions.weight"))
+        for i in range(int(hf[f"{side}_layers"])):
+            hl, pl = f"{h}layers.{i}.", f"{p}{side}.layers.{i}."
+            for hn, pn in _BART_LAYER[side]:
+                if hn.endswith("attn"):
+                    for proj, pproj in (("q_proj", "q_proj"), ("k_proj", "k_proj"),
+                                        ("v_proj", "v_proj"), ("out_proj", "out_proj")):
+                        out.append(Rule(f"{hl}{hn}.{proj}.weight", f"{pl}{pn}.{pproj}.weight",
+                                        True, True))
+                        out.append(Rule(f"{hl}{hn}.{proj}.bias", f"{pl}{pn}.{pproj}.bias"))
+                else:
+                    linear = hn.startswith("fc")
+                    out.append(Rule(f"{hl}{hn}.weight", f"{pl}{pn}.weight", linear, linear))
+                    out.append(Rule(f"{hl}{hn}.bias", f"{pl}{pn}.bias"))
+    if not hf.get("tie_word_embeddings", True):
+        out.append(Rule("lm_head.weight", "lm_head_weight"))
+    return out
+
+
+#: model_type -> (common key, the family's own key): config.json spellings of the sizes.
+_CONFIG_ALIASES: dict[str, tuple[tuple[str, str], ...]] = {
+    "gpt2": (("hidden_size", "n_embd"), ("num_hidden_layers", "n_layer"),
+             ("num_attention_heads", "n_head"), ("max_position_embeddings", "n_positions")),
+    "t5": (("hidden_size", "d_model"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_heads"), ("intermediate_size", "d_ff")),
+    # BART: the encoder's sizes (what soft prompts and PEFT's prompt configs need)
+    "bart": (("hidden_size", "d_model"), ("num_hidden_layers", "encoder_layers"),
+             ("num_attention_heads", "encoder_attention_heads"),
+             ("intermediate_size", "encoder_ffn_dim")),
+}
+
+
 def normalized(hf: dict[str, Any]) -> dict[str, Any]:
-    """config.json with the common key names (GPT-2 writes n_embd, n_layer, n_head, ...)."""
+    """config.json with the common key names (GPT-2 writes n_embd, T5 d_model, ...)."""
     out = dict(hf)
+    for common, own in _CONFIG_ALIASES.get(str(out.get("model_type")), ()):
+        if common not in out and own in out:
+            out[common] = out[own]
     if out.get("model_type") == "gpt2":
-        for common, gpt in (("hidden_size", "n_embd"), ("num_hidden_layers", "n_layer"),
-                            ("num_attention_heads", "n_head"),
-                            ("max_position_embeddings", "n_positions")):
-            if common not in out and gpt in out:
-                out[common] = out[gpt]
         out.setdefault("intermediate_size", out.get("n_inner") or 4 * out["hidden_size"])
     return out
 
@@ -247,6 +395,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                      ("query", "value")),
         Architecture("ernie", ModelKind.MASKED, "ErnieForMaskedLM", "ErnieConfig", "ernie",
                      ("query", "value")),
+        Architecture("t5", ModelKind.SEQ2SEQ, "T5ForConditionalGeneration", "T5Config", "t5",
+                     ("q", "v")),
+        Architecture("bart", ModelKind.SEQ2SEQ, "BartForConditionalGeneration", "BartConfig",
+                     "bart", ("q_proj", "v_proj")),
     )
 }
 

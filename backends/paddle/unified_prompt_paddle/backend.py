@@ -52,14 +52,14 @@ class PaddleBackend(Backend):
         score=True, exact_multi_token=True, generate=True,
         methods=frozenset(METHOD_MODULES),
         adapters=True, top_tokens=True, token_gradients=True, raw_text=True,
-        model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED}),
+        model_kinds=frozenset({ModelKind.CAUSAL, ModelKind.MASKED, ModelKind.SEQ2SEQ}),
         parallel=frozenset({"ddp"}),
         launchers=("python -m paddle.distributed.launch --nproc_per_node N "
                    "$(command -v unified-prompt) run ...",),
         notes=("PaddlePaddle 3.3 + PaddleNLP 2.8 on CPU, float32",
                "finetune.parallel fsdp: no; paddle's group-sharded stages refuse the CPU "
                "('group_sharded_parallel only support gpu, xpu and custom_device now')",
-               "loads Hugging Face folders (Llama, GPT-2, BERT, ERNIE) by weight-name mapping",
+               "loads Hugging Face folders (Llama, GPT-2, BERT, ERNIE, T5, BART) by weight-name mapping",
                "adapters in paddlenlp's formats; unified-prompt convert <-> hf (PEFT)"))
     Options = PaddleOptions
 
@@ -83,6 +83,16 @@ class PaddleBackend(Backend):
             self._models[key] = load_folder(Path(folder), max_length=self.options.max_length,
                                             name=ref)
         return self._models[key]
+
+    def model_capabilities(self, model: PaddleModel) -> Capabilities:
+        """Encoder-decoder models: no prefix tuning (paddlenlp's prefix container is
+        decoder-only) and no raw-text log-probs (the serving endpoints continue causal text)."""
+        if model.kind != ModelKind.SEQ2SEQ:
+            return self.capabilities
+        from dataclasses import replace
+
+        return replace(self.capabilities, methods=self.capabilities.methods - {"prefix_tuning"},
+                       raw_text=False)
 
     def model_info(self, model: PaddleModel) -> ModelInfo:
         if "model" not in model.checksum_cache:

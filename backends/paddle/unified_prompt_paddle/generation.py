@@ -24,7 +24,9 @@ from unified_prompt_paddle.runtime import paddle
 from unified_prompt_paddle.scoring import cached_encoder, prompt_budget, soft_offsets
 
 
-def _pick(logits: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> np.ndarray:
+def pick_tokens(logits: np.ndarray, params: GenerationParams, rng: np.random.Generator
+                ) -> np.ndarray:
+    """Greedy (argmax) at temperature 0, else a seeded draw from the softmax."""
     if params.temperature <= 0:
         return logits.argmax(axis=-1)
     p = nucleus_probs(logits, params.temperature, params.top_p)
@@ -58,7 +60,7 @@ def _masked_batch(model: PaddleModel, prompts: Sequence[Rendered],
             hidden, _ = run(model, batch.ids, batch.mask, batch.positions, batch.soft)
             cols = np.array([e.masks[0] for e in enc])
             logits = head(model, gather_rows(hidden, np.arange(len(live)), cols)).numpy()
-            for i, token in zip(live, _pick(logits, params, rng), strict=True):
+            for i, token in zip(live, pick_tokens(logits, params, rng), strict=True):
                 if int(token) in model.stop_ids:
                     done[i] = True
                     continue
@@ -100,7 +102,7 @@ def decode_causal(model: PaddleModel, enc: Sequence[Encoded], params: Generation
         mask = batch.mask
         for step in range(params.max_new_tokens):
             logp = log_softmax(logits).numpy() if logprobs or top_k else None
-            nxt = _pick(logits.numpy(), params, rng)
+            nxt = pick_tokens(logits.numpy(), params, rng)
             for i in np.flatnonzero(~done):
                 token = int(nxt[i])
                 if token in model.stop_ids:
@@ -134,6 +136,10 @@ def _top(logp: np.ndarray, k: int) -> list[tuple[int, float]]:
 
 def generate_batch(model: PaddleModel, prompts: Sequence[Rendered],
                    params: GenerationParams) -> list[str]:
+    if model.kind == ModelKind.SEQ2SEQ:
+        from unified_prompt_paddle.seq2seq import generate_batch as seq2seq_generate
+
+        return seq2seq_generate(model, prompts, params, pick_tokens)
     if model.kind != ModelKind.CAUSAL:
         return _masked_batch(model, prompts, params)
     tok = model.tokenizer
@@ -176,6 +182,13 @@ def top_tokens(model: PaddleModel, prompts: Sequence[Rendered], k: int,
     out: list[list[tuple[str, float]]] = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
+        if model.kind == ModelKind.SEQ2SEQ:
+            from unified_prompt_paddle.seq2seq import first_token_logprobs
+
+            for row in first_token_logprobs(model, chunk):
+                best = np.argsort(-row)[:k]
+                out.append([(tok.token_text(int(t)), float(row[t])) for t in best])
+            continue
         if model.kind == ModelKind.MASKED:
             enc = [encode_masked(p, encode, tok.special, max_length=model.max_length)
                    for p in chunk]

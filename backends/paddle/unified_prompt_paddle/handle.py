@@ -34,6 +34,7 @@ class PaddleModel:
     soft: Any = None  # methods.soft.SoftPrompts (prompt tuning, P-tuning)
     prefix: Any = None  # paddlenlp PrefixModelForCausalLM
     lora: Any = None  # paddlenlp LoRAModel
+    decoder_layout: Any = None  # seq2seq.Layout (encoder-decoder models)
     method: str = "none"
     method_config: dict[str, Any] = field(default_factory=dict)
     checksum_cache: dict[str, str] = field(default_factory=dict)

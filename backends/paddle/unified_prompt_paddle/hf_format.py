@@ -58,7 +58,8 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 
 # -- writing ---------------------------------------------------------------------------
 def _task_type(arch: Architecture) -> str:
-    return "CAUSAL_LM" if arch.kind.value == "causal" else "FEATURE_EXTRACTION"
+    return {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}.get(arch.kind.value,
+                                                                   "FEATURE_EXTRACTION")
 
 
 def _prompt_config(peft_type: str, n: int, hf: dict[str, Any], arch: Architecture,
@@ -81,6 +82,8 @@ def soft_layout(arch: Architecture, add_bos: bool, slots: list[int]) -> str | No
         return None
     if arch.kind.value == "causal":
         return "after_bos" if add_bos else "exact"
+    if arch.kind.value == "seq2seq":  # T5's encoder input starts with the soft tokens,
+        return "after_cls" if add_bos else "exact"  # BART's with <s>
     return "after_cls"
 
 

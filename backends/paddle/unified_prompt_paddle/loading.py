@@ -108,16 +108,22 @@ def hf_to_paddle_state(rules: list[Rule], weights: dict[str, np.ndarray], hf: di
 
 
 def set_state(net: Any, state: dict[str, np.ndarray]) -> None:
-    """Copy numpy arrays into the named parameters (shapes checked)."""
+    """Copy numpy arrays into the named parameters (as float32) and buffers (BART's
+    final_logits_bias; a clone's buffers keep their own dtypes), shapes checked."""
     pd = paddle()
     params = dict(net.named_parameters())
+    buffers = dict(net.named_buffers())
     with pd.no_grad():
         for name, value in state.items():
-            param = params[name]
-            if list(param.shape) != list(value.shape):
+            target = params.get(name)
+            if target is not None:
+                value = value.astype(np.float32, copy=False)
+            else:
+                target = buffers[name]
+            if list(target.shape) != list(value.shape):
                 raise ModelNotFoundError(f"{name}: checkpoint shape {list(value.shape)} != "
-                                         f"model shape {list(param.shape)}")
-            param.set_value(value.astype(np.float32, copy=False))
+                                         f"model shape {list(target.shape)}")
+            target.set_value(value)
 
 
 def load_folder(folder: Path, *, max_length: int | None = None, name: str | None = None
@@ -129,17 +135,36 @@ def load_folder(folder: Path, *, max_length: int | None = None, name: str | None
     tokenizer = load_tokenizer(folder, hf)
     weights = read_hf_weights(folder)
     rules = arch.rules(hf)
-    net = build_net(arch, hf, hf_to_paddle_state(rules, weights, hf, arch.base, str(folder)))
+    state = hf_to_paddle_state(rules, weights, hf, arch.base, str(folder))
+    if arch.model_type == "bart":  # paddlenlp's own forward reads these two
+        if "final_logits_bias" in weights:
+            state["final_logits_bias"] = weights["final_logits_bias"]
+        if arch.tied(hf):
+            state["lm_head_weight"] = state["bart.shared.weight"]
+    net = build_net(arch, hf, state)
     net.eval()
     for param in net.parameters():
         param.stop_gradient = True
-    total = sum(int(v.size) for k, v in weights.items()
-                if not (k == "lm_head.weight" and arch.tied(hf)))
+    if arch.kind == ModelKind.SEQ2SEQ:  # tied copies (encoder.embed_tokens) counted once
+        total = sum(int(weights[r.hf].size) for r in rules)
+    else:
+        total = sum(int(v.size) for k, v in weights.items()
+                    if not (k == "lm_head.weight" and arch.tied(hf)))
     return PaddleModel(net=net, arch=arch, hf_config=hf, rules=rules, tokenizer=tokenizer,
                        folder=folder, name=name or str(folder),
                        max_length=max_length or default_max_length(hf, tokenizer),
                        overlay=SoftOverlay(net.get_input_embeddings()), total_params=total,
-                       stop_ids=stop_ids(folder, arch, tokenizer))
+                       stop_ids=stop_ids(folder, arch, tokenizer),
+                       decoder_layout=_decoder_layout(folder, arch, hf, tokenizer))
+
+
+def _decoder_layout(folder: Path, arch: Architecture, hf: dict[str, Any],
+                    tokenizer: TextTokenizer) -> Any:
+    if arch.kind != ModelKind.SEQ2SEQ:
+        return None
+    from unified_prompt_paddle.seq2seq import read_layout
+
+    return read_layout(folder, hf, tokenizer)
 
 
 DEFAULT_MAX_LENGTH = 2048
@@ -173,4 +198,5 @@ def stop_ids(folder: Path, arch: Architecture, tokenizer: TextTokenizer) -> froz
 def clone_net(model: PaddleModel) -> Any:
     """A separate copy of the network's weights (LoRA and full fine-tuning change it)."""
     state = {name: p.numpy() for name, p in model.net.named_parameters()}
+    state.update({name: b.numpy() for name, b in model.net.named_buffers()})
     return build_net(model.arch, model.hf_config, state)

@@ -94,6 +94,10 @@ def _masked_generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> A
 
 
 def generation_loss(model: PaddleModel, batch: Sequence[TrainItem]) -> Any:
+    if model.kind == ModelKind.SEQ2SEQ:
+        from unified_prompt_paddle.seq2seq import generation_loss as seq2seq_loss
+
+        return seq2seq_loss(model, batch)
     if model.kind != ModelKind.CAUSAL:
         return _masked_generation_loss(model, batch)
     pd = paddle()

@@ -11,7 +11,7 @@ Training and scoring share this code, so the loss is computed from exactly the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,16 @@ from unified_prompt.encoding import encode_causal, encode_continuation, encode_m
 from unified_prompt.errors import CapabilityError, UserInputError
 from unified_prompt.objectives import CONTRASTIVE_CAUSAL_ONLY
 from unified_prompt.prompts.segments import Rendered
-from unified_prompt_paddle.forward import expand_cache, gather_rows, head, log_softmax, make_batch, run
+from unified_prompt_paddle.forward import (
+    cached_encoder,
+    expand_cache,
+    gather_rows,
+    head,
+    log_softmax,
+    make_batch,
+    run,
+    soft_offsets,
+)
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.runtime import paddle, to_tensor
 
@@ -56,26 +65,9 @@ def word_ids(model: PaddleModel, prompts: Sequence[Rendered], words: Sequence[st
     return WordIds(out)
 
 
-def cached_encoder(model: PaddleModel) -> Callable[[str], list[int]]:
-    cache: dict[str, list[int]] = {}
-    tok = model.tokenizer
-
-    def encode(text: str) -> list[int]:
-        found = cache.get(text)
-        if found is None:
-            found = cache[text] = tok.encode_text(text)
-        return found
-
-    return encode
-
-
 def prompt_budget(model: PaddleModel) -> int:
     """Tokens a prompt may take: a causal model's prefix uses positions too."""
     return model.max_length - model.n_prefix
-
-
-def soft_offsets(model: PaddleModel) -> dict[int, int] | None:
-    return model.soft.offsets if model.soft is not None else None
 
 
 def word_logprobs(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds,
@@ -87,6 +79,12 @@ def word_logprobs(model: PaddleModel, prompts: Sequence[Rendered], wids: WordIds
         if reps is not None:
             raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
         return _masked(model, prompts, wids)
+    if model.kind == ModelKind.SEQ2SEQ:
+        if reps is not None:
+            raise CapabilityError(CONTRASTIVE_CAUSAL_ONLY)
+        from unified_prompt_paddle.seq2seq import word_logprobs as seq2seq_word_logprobs
+
+        return seq2seq_word_logprobs(model, prompts, wids)
     return _causal(model, prompts, wids, reps)
 
 

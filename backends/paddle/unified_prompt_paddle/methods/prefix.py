@@ -39,6 +39,10 @@ def build(model: PaddleModel, config: dict[str, Any]) -> tuple[PaddleModel, Bind
         postprocess = llama_postprocess_past_key_value
     elif model.kind == ModelKind.MASKED:
         postprocess = encoder_postprocess_past_key_value
+    elif model.kind == ModelKind.SEQ2SEQ:
+        raise CapabilityError(f"prefix tuning on {model.arch.model_type}: paddlenlp 2.8's "
+                              "PrefixModelForCausalLM has no encoder-decoder form (it feeds one "
+                              "decoder-only cache); use lora or prompt_tuning")
     else:
         raise CapabilityError(f"prefix tuning is not mapped for {model.arch.model_type}")
 
