@@ -126,3 +126,11 @@ def test_each_task_of_a_mixture(tmp_path, backend):
         Predictor.from_run(tmp_path / "run")
     with pytest.raises(UserInputError, match=r"task 'nope'"):
         Predictor.from_run(tmp_path / "run", task="nope")
+
+
+def test_a_conversation_input_needs_a_chat_generation_spec(tmp_path):
+    run = _chat_run(tmp_path, _fake(), REVIEWS, prompt={
+        "template": "Review: {text}\nSummary: {mask}"})
+    with Predictor.from_run(run) as p, pytest.raises(
+            UserInputError, match=r"input 1: a conversation \(messages\) needs prompt\.chat: true"):
+        p.predict(["fine", {"messages": [{"role": "user", "content": "hi"}]}])

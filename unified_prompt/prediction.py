@@ -88,6 +88,12 @@ class Predictor:
         conversation (chat data) whose next assistant turn to generate."""
         examples = [Example(f"input-{i}", {"text": x} if isinstance(x, str) else dict(x))
                     for i, x in enumerate(inputs)]
+        chats = self.spec.prompt.chat and self.spec.task == "generation"
+        bad = next((i for i, ex in enumerate(examples) if MESSAGES in ex.fields), None)
+        if bad is not None and not chats:
+            raise UserInputError(f"input {bad}: a conversation (messages) needs prompt.chat: "
+                                 f"true and task: generation (this run: task {self.spec.task}, "
+                                 f"prompt.chat {self.spec.prompt.chat})")
         if self.spec.model_task == "generation":
             prompts = ([self.builder.conversation(ex.fields[MESSAGES], ex.id)
                         if MESSAGES in ex.fields else self.builder.render([ex])[0]
