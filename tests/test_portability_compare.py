@@ -103,3 +103,26 @@ def test_report_page_over_several_runs(runs, tmp_path):
     printed = run_cli("report", str(runs["zs"]))
     assert printed.returncode == 0 and printed.stdout.startswith("# Runs")
     assert "loss.png" not in printed.stdout
+
+
+def test_a_mixture_run_is_matched_by_task_and_id(tmp_path):
+    """In a mixture run the same id can name one example of each task: rows are matched
+    by (task, id), so no task's prediction hides another's."""
+    import copy
+
+    from tests.test_mixture import mixture_spec
+    from unified_prompt.runner import Experiment
+
+    spec = mixture_spec(tmp_path, method="none")
+    sentiment = [json.loads(x)["id"] for x in
+                 (tmp_path / "sent" / "test.jsonl").read_text().splitlines()]
+    topic_test = tmp_path / "topic" / "test.jsonl"
+    rows = [json.loads(x) for x in topic_test.read_text().splitlines()]
+    topic_test.write_text("".join(json.dumps({**r, "id": sentiment[i]}) + "\n"
+                                  for i, r in enumerate(rows)), encoding="utf-8")
+    Experiment.from_dict(copy.deepcopy(spec)).run(out=tmp_path / "run", progress=False)
+    made = predictions(tmp_path / "run")
+    assert len(made) == 20 and len({r["id"] for r in made}) == 12  # 8 ids shared by two tasks
+    pair = compare_runs([tmp_path / "run", tmp_path / "run"]).pairs[0]
+    assert pair.n_a == pair.n_b == pair.n_common == pair.same == 20 and pair.ok
+    assert not pair.notes

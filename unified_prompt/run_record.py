@@ -104,6 +104,11 @@ class RunRecord:
     def by_id(self) -> dict[str, dict[str, Any]]:
         return {str(r["id"]): r for r in self.predictions}
 
+    def by_key(self) -> dict[tuple[str | None, str], dict[str, Any]]:
+        """Rows by (task, id): a mixture run's tasks may reuse an id (rows without a
+        `task` key by (None, id))."""
+        return {(r.get("task"), str(r["id"])): r for r in self.predictions}
+
     def labels(self) -> list[str]:
         """Label names in the verbalizer's order (the order of the probabilities)."""
         for row in self.predictions:

@@ -3,7 +3,8 @@
     comparison = compare_runs(["runs/m/hf", "runs/m/paddle"], Tolerance(prob=1e-3))
     comparison.ok, comparison.pairs[0].same_share, comparison.pairs[0].loss.first_divergence
 
-Predictions are aligned by example id (only ids both runs predicted count); label
+Predictions are aligned by example id, by (task, id) in a mixture run whose rows carry their
+task (only examples both runs predicted count); label
 probabilities compared entry by entry; metrics from metrics.json; per-step training
 losses from events.jsonl, as relative differences |a - b| / |a|.
 """
@@ -221,7 +222,7 @@ def loss_agreement(a: Mapping[int, float], b: Mapping[int, float],
 def compare_pair(a: RunRecord, b: RunRecord, tol: Tolerance | None = None) -> PairComparison:
     """Run `b` against run `a`."""
     tol = tol or Tolerance()
-    ref, rows = a.by_id(), b.by_id()
+    ref, rows = a.by_key(), b.by_key()
     common = [i for i in ref if i in rows]
     notes: list[str] = []
     if a.metrics.get("task") != b.metrics.get("task"):

@@ -380,7 +380,7 @@ class FineTuneJobs:
         except UnicodeDecodeError as exc:  # as the core's validate_file reports it
             raise DataError(f"cannot read training file ({exc})", path=stored.filename) from None
         validate_lines(lines, kind, source=stored.filename)  # type: ignore[arg-type]
-        return tr.parse_rows(lines, kind)
+        return tr.parse_rows(lines, kind, stored.filename)
 
     def _model_name(self, r: JobRecord) -> str:
         return f"ft:{r.model}:{self.organization}:{r.suffix or ''}:{r.id[6:14]}"

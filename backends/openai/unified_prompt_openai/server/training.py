@@ -1,7 +1,9 @@
 """Real local fine-tuning for a hosted-style job, through the core.
 
-Chat JSONL becomes TrainItems (prompt = the backend's own chat template applied to every
-message but the last, target = the last assistant message) and the core's Trainer drives
+Chat JSONL becomes TrainItems as `unified-prompt run` makes them from the same conversations
+(unified_prompt.data.conversations.training_turns): one per assistant turn with weight 1
+(the default), its prompt the backend's own chat template applied to the turns before it,
+its target that turn; weight 0 turns are context only. The core's Trainer drives
 `backend.start_training(model, TrainSetup(task="generation", ...))`: the same loop, batches
 and learning-rate schedule a local run uses. DPO rows are approximated by supervised
 training on the preferred answer (the local backends have no preference loss); the job
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unified_prompt.backend import TrainItem
+from unified_prompt.data.conversations import MESSAGES, conversation_example, training_turns
 from unified_prompt.methods import METHODS, TrainSpec
 from unified_prompt.prompts.segments import Mask, Rendered, Soft, Text
 from unified_prompt_openai.api_defaults import AUTO_EPOCHS
@@ -30,19 +33,21 @@ class ChatRow:
     target: str
 
 
-def parse_rows(lines: Iterable[str], kind: str) -> list[ChatRow]:
-    """Rows of a JSONL the core's rules have already validated."""
+def parse_rows(lines: Iterable[str], kind: str, source: str = "training file") -> list[ChatRow]:
+    """The training items of a JSONL the core's rules have already validated: a DPO row's
+    preferred answer; each trained assistant turn of a supervised conversation."""
     rows = []
-    for line in lines:
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         obj = json.loads(line)
         if kind == "dpo":
             rows.append(ChatRow(list(obj["input"]["messages"]),
                                 obj["preferred_output"][0]["content"]))
-        else:
-            msgs = list(obj["messages"])
-            rows.append(ChatRow(msgs[:-1], msgs[-1]["content"]))
+            continue
+        example = conversation_example(obj, MESSAGES, source, lineno, str(lineno))
+        rows += [ChatRow([{"role": m["role"], "content": m["content"]} for m in before], reply)
+                 for before, reply in training_turns(example)]
     return rows
 
 
