@@ -72,3 +72,12 @@ def check_session_loss(backend: Any, model: Any, objective: dict, spec: Experime
     assert loss == pytest.approx(expected, rel=1e-5)
     assert abs(loss - objective_loss(ObjectiveSpec(), scores, gold)) > 1e-3  # it changed the number
     session.close()
+
+
+def check_contrastive_refused(backend: Any, masked_lm: Any) -> None:
+    """A masked LM has no last-prompt-token representation: contrastive is refused at start."""
+    from unified_prompt.errors import CapabilityError
+
+    builder = PromptBuilder(objective_spec({"name": "contrastive"}, "{text} It was {mask}."))
+    with pytest.raises(CapabilityError, match=r"finetune\.objective contrastive"):
+        backend.start_training(masked_lm, objective_setup(builder))

@@ -7,31 +7,23 @@ import pytest
 import torch
 from unified_prompt_hf.objectives import margin_terms, supcon
 
-from tests.objective_specs import (
-    OBJECTIVES,
-    check_session_loss,
-    check_terms_match_numpy,
-    objective_setup,
-    objective_spec,
-)
-from unified_prompt.errors import CapabilityError
-from unified_prompt.prompts.builder import PromptBuilder
+from tests import objective_specs as shared
 
 
 def test_torch_terms_match_numpy() -> None:
-    check_terms_match_numpy(
+    shared.check_terms_match_numpy(
         lambda scores, gold: margin_terms(torch.tensor(scores), torch.tensor(gold), 0.7).numpy(),
         lambda reps, classes: float(supcon(torch.tensor(reps), torch.tensor(classes), 0.3)),
         dtype=float, rtol=1e-12)
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES, ids=["margin", "contrastive"])
+@pytest.mark.parametrize("objective", shared.OBJECTIVES, ids=["margin", "contrastive"])
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["cached", "naive"])
 def test_session_loss_is_the_reference_on_its_own_scores(backend, llama, objective,
                                                          checkpointing) -> None:
     from unified_prompt_hf.scoring import word_logprobs
 
-    spec = objective_spec(objective)
+    spec = shared.objective_spec(objective)
     if checkpointing:
         spec.finetune.gradient_checkpointing = True
 
@@ -41,10 +33,8 @@ def test_session_loss_is_the_reference_on_its_own_scores(backend, llama, objecti
             word_logprobs(model, prompts, words, reps=reps)
         return reps[0].double().numpy()
 
-    check_session_loss(backend, llama, objective, spec, reference_reps)
+    shared.check_session_loss(backend, llama, objective, spec, reference_reps)
 
 
 def test_contrastive_refuses_masked_lms(backend, bert) -> None:
-    builder = PromptBuilder(objective_spec({"name": "contrastive"}, "{text} It was {mask}."))
-    with pytest.raises(CapabilityError, match=r"finetune\.objective contrastive"):
-        backend.start_training(bert, objective_setup(builder))
+    shared.check_contrastive_refused(backend, bert)

@@ -6,28 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.objective_specs import (
-    OBJECTIVES,
-    check_session_loss,
-    check_terms_match_numpy,
-    objective_setup,
-    objective_spec,
-)
-from unified_prompt.errors import CapabilityError
-from unified_prompt.prompts.builder import PromptBuilder
+from tests import objective_specs as shared
 
 
 def test_paddle_terms_match_numpy() -> None:
     from unified_prompt_paddle.objectives import margin_terms, supcon
     from unified_prompt_paddle.runtime import to_tensor
 
-    check_terms_match_numpy(
+    shared.check_terms_match_numpy(
         lambda scores, gold: margin_terms(to_tensor(scores), gold, 0.7).numpy(),
         lambda reps, classes: float(supcon(to_tensor(reps), classes, 0.3).numpy()),
         dtype=np.float32, rtol=1e-5)
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES, ids=["margin", "contrastive"])
+@pytest.mark.parametrize("objective", shared.OBJECTIVES, ids=["margin", "contrastive"])
 def test_session_loss_is_the_reference_on_its_own_scores(paddle_backend, tiny_llama,
                                                          objective) -> None:
     from unified_prompt_paddle.runtime import paddle
@@ -39,11 +31,9 @@ def test_session_loss_is_the_reference_on_its_own_scores(paddle_backend, tiny_ll
             word_logprobs(model, prompts, word_ids(model, prompts, words), reps)
         return reps[0].numpy()
 
-    check_session_loss(paddle_backend, tiny_llama, objective, objective_spec(objective),
-                       reference_reps)
+    shared.check_session_loss(paddle_backend, tiny_llama, objective,
+                              shared.objective_spec(objective), reference_reps)
 
 
 def test_contrastive_refuses_masked_lms(paddle_backend, tiny_bert) -> None:
-    builder = PromptBuilder(objective_spec({"name": "contrastive"}, "{text} It was {mask}."))
-    with pytest.raises(CapabilityError, match=r"finetune\.objective contrastive"):
-        paddle_backend.start_training(tiny_bert, objective_setup(builder))
+    shared.check_contrastive_refused(paddle_backend, tiny_bert)
