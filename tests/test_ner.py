@@ -206,6 +206,17 @@ def test_a_bad_conll_tag_names_its_own_line(tmp_path):
         load_ner_file(f)
 
 
+def test_an_empty_file_or_a_repeated_id_is_refused_by_line(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl: no examples in file"):
+        load_ner_file(f)
+    row = {"id": "x", "tokens": ["ok"], "tags": ["O"]}
+    f.write_text((json.dumps(row) + "\n") * 2, encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl:2: duplicate id 'x' \(first on line 1\)"):
+        load_ner_file(f)
+
+
 def test_spec_needs_entity_types_and_the_template_can_name_them():
     data = {"task": "ner", "data": {"files": {"test": "x.jsonl"}},
             "prompt": {"template": "Types: {entity_types}\nText: {text}\nEntities: {mask}"}}

@@ -135,6 +135,20 @@ def _answers(value: Any, column: str) -> tuple[str, ...]:
     return tuple(_text(a) for a in value)
 
 
+def checked_examples(examples: list[Example], path: Path) -> list[Example]:
+    """A file's examples, refused when there are none or two share an id (the error names
+    both lines; each example's meta carries its line)."""
+    if not examples:
+        raise DataError("no examples in file", path=str(path))
+    seen: dict[str, int] = {}
+    for ex in examples:
+        if ex.id in seen:
+            raise DataError(f"duplicate id {ex.id!r} (first on line {seen[ex.id]})",
+                            path=str(path), line=ex.meta["line"])
+        seen[ex.id] = ex.meta["line"]
+    return examples
+
+
 def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] | None = None,
               label_map: Mapping[str, str] | None = None, task: str = "classification",
               require: tuple[str, ...] = (), id_prefix: str | None = None) -> list[Example]:
@@ -201,12 +215,4 @@ def load_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, str] 
             fields=texts, label=label if task == "classification" else None,
             target=_text(target) if target not in (None, "") else None, answers=answers,
             meta={"source": str(path), "line": lineno, "not_text": not_text}))
-    if not examples:
-        raise DataError("no examples in file", path=str(path))
-    seen: dict[str, int] = {}
-    for ex in examples:
-        if ex.id in seen:
-            raise DataError(f"duplicate id {ex.id!r} (first on line {seen[ex.id]})",
-                            path=str(path), line=ex.meta["line"])
-        seen[ex.id] = ex.meta["line"]
-    return examples
+    return checked_examples(examples, path)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_prompt.data.example import Example
-from unified_prompt.data.loaders import _decoded_lines, _kind, _rows, _text
+from unified_prompt.data.loaders import _decoded_lines, _kind, _rows, _text, checked_examples
 from unified_prompt.errors import DataError
 from unified_prompt.ner_format import (
     Entity,
@@ -177,15 +177,7 @@ def load_ner_file(path: str | Path, *, fmt: str = "auto", fields: Mapping[str, s
     else:
         raise DataError("task ner reads JSONL (tokens + tags, or text + entities) or CoNLL "
                         "column files; set data.format to jsonl or conll", path=str(path))
-    if not examples:
-        raise DataError("no examples in file", path=str(path))
-    seen: dict[str, int] = {}
-    for ex in examples:
-        if ex.id in seen:
-            raise DataError(f"duplicate id {ex.id!r} (first on line {seen[ex.id]})",
-                            path=str(path), line=ex.meta["line"])
-        seen[ex.id] = ex.meta["line"]
-    return examples
+    return checked_examples(examples, path)
 
 
 def _jsonl(path: Path, fields: dict[str, str], prefix: str) -> list[Example]:

@@ -86,10 +86,7 @@ def _llama_weights(cfg: dict, rng) -> dict:
     h, inter, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
     hd = cfg["head_dim"]
     q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
-
-    def w(*shape):
-        return (rng.standard_normal(shape) * cfg["initializer_range"]).astype(np.float32)
-
+    w, _, _ = _normal_init(rng, cfg["initializer_range"], h)
     out = {"model.embed_tokens.weight": w(v, h), "model.norm.weight": np.ones(h, np.float32)}
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
@@ -102,20 +99,30 @@ def _llama_weights(cfg: dict, rng) -> dict:
     return out
 
 
-def _bert_weights(cfg: dict, rng) -> dict:
+def _normal_init(rng, std: float, width: int):
+    """Llama's, BERT's and BART's initialisation: `w(*shape)` draws N(0, std) from `rng` (in call
+    order), `ln(prefix)` is a LayerNorm of `width` (ones, zeros), `dense(prefix, n_out, n_in)`
+    a Linear with a zero bias."""
     import numpy as np
 
-    h, inter, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-
     def w(*shape):
-        return (rng.standard_normal(shape) * cfg["initializer_range"]).astype(np.float32)
+        return (rng.standard_normal(shape) * std).astype(np.float32)
 
     def ln(prefix):
-        return {prefix + ".weight": np.ones(h, np.float32), prefix + ".bias": np.zeros(h, np.float32)}
+        return {prefix + ".weight": np.ones(width, np.float32),
+                prefix + ".bias": np.zeros(width, np.float32)}
 
     def dense(prefix, n_out, n_in):
         return {prefix + ".weight": w(n_out, n_in), prefix + ".bias": np.zeros(n_out, np.float32)}
 
+    return w, ln, dense
+
+
+def _bert_weights(cfg: dict, rng) -> dict:
+    import numpy as np
+
+    h, inter, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    w, ln, dense = _normal_init(rng, cfg["initializer_range"], h)
     e = "bert.embeddings."
     out = {e + "word_embeddings.weight": w(v, h),
            e + "position_embeddings.weight": w(cfg["max_position_embeddings"], h),
@@ -179,15 +186,7 @@ def _bart_weights(cfg: dict, rng) -> dict:
     import numpy as np
 
     d, v = cfg["d_model"], cfg["vocab_size"]
-
-    def w(*shape):
-        return (rng.standard_normal(shape) * cfg["init_std"]).astype(np.float32)
-
-    def ln(prefix):
-        return {prefix + ".weight": np.ones(d, np.float32), prefix + ".bias": np.zeros(d, np.float32)}
-
-    def dense(prefix, n_out, n_in):
-        return {prefix + ".weight": w(n_out, n_in), prefix + ".bias": np.zeros(n_out, np.float32)}
+    w, ln, dense = _normal_init(rng, cfg["init_std"], d)
 
     def attention(prefix):
         return {k: t for name in ("q_proj", "k_proj", "v_proj", "out_proj")

@@ -160,7 +160,7 @@ def _masked_batch(handle: HFModel, prompts: Sequence[Rendered], params: Generati
 def _seq2seq_batch(handle: HFModel, prompts: Sequence[Rendered], params: GenerationParams,
                    picker: Picker, enders: set[int]) -> list[list[int]]:
     """The decoder writes after the encoder read the prompt; it ends at its own end tokens
-    (seq2seq.enders), not at `enders`."""
+    (DecoderLayout.enders), not at `enders`."""
     from unified_prompt_hf.seq2seq import generate_ids
 
     return generate_ids(handle, prompts, params, picker)

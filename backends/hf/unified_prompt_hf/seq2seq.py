@@ -4,16 +4,14 @@ Encoder input: the core's masked layout (`encode_masked`) with one mask token: T
 its first sentinel `<extra_id_0>` and its inputs end with `</s>`; BART's is `<mask>` inside
 `<s> ... </s>`. A prompt without a mask is encoded the same way, without one.
 
-Decoder input: `decoder_start_token_id`, then a per-family *answer lead*, then the answer:
-- T5: `<extra_id_0>` when the prompt has a mask (span corruption's target is
-  `<extra_id_0> word`), nothing otherwise;
-- BART: `<s>` (its `forced_bos_token_id`, what `generate` writes first); the decoder
-  then writes the label word alone, not the whole text with the mask filled in.
-A label word's score is the sum of its tokens' decoder log-probs after the lead (the same
-word ids a causal model continues the prompt with). Generation decodes after the lead and
-ends at EOS (for T5 after a mask, also at the next sentinel `<extra_id_1>`). Training uses
-the same two paths: the label words' log-likelihood for classification, the target plus
-EOS through the decoder for generation.
+Decoder input and where an answer ends: the core's `DecoderLayout`
+(unified_prompt.seq2seq_layout, shared with the paddle backend): the decoder start, BART's
+forced `<s>`, T5's `<extra_id_0>` after a mask, then the answer; EOS (and after T5's
+sentinel `<extra_id_1>`) ends it. The decoder writes the label word alone, not the whole
+text with the mask filled in. A label word's score is the sum of its tokens' decoder
+log-probs after that prefix (the same word ids a causal model continues the prompt with).
+Training uses the same two paths: the label words' log-likelihood for classification, the
+target plus EOS through the decoder for generation.
 """
 
 from __future__ import annotations
@@ -27,49 +25,23 @@ import torch
 from unified_prompt.backend import GenerationParams, TrainItem
 from unified_prompt.encoding import Encoded
 from unified_prompt.prompts.segments import Rendered
+from unified_prompt.seq2seq_layout import LAYOUT_FIELDS, DecoderLayout, read_layout
 from unified_prompt_hf.batching.pad import right_pad
 from unified_prompt_hf.forward import _autocast, check_soft, input_embeddings, make_batch
 from unified_prompt_hf.handle import HFModel
 
-SENTINEL = "<extra_id_{}>"
-
-
-@dataclass(frozen=True)
-class DecoderLayout:
-    """The decoder's fixed ids, read once from the config and tokenizer at load time."""
-
-    start: int
-    forced_bos: int | None
-    sentinel: int | None       # T5's <extra_id_0>: the mask in the encoder, the lead in the decoder
-    next_sentinel: int | None  # <extra_id_1>: where T5 ends the first span
-    eos: frozenset[int]
-
 
 def decoder_layout(module: Any, tokenizer: Any) -> DecoderLayout:
-    config = module.config
+    """The core's layout (unified_prompt.seq2seq_layout) from the loaded config objects,
+    which carry the model class's defaults where the files are silent."""
+    def fields(source: Any) -> dict[str, Any]:
+        return {k: getattr(source, k, None) for k in LAYOUT_FIELDS}
+
     gen = getattr(module, "generation_config", None)
-    start = getattr(config, "decoder_start_token_id", None)
-    if start is None and gen is not None:
-        start = getattr(gen, "decoder_start_token_id", None)
-    if start is None:
-        start = config.pad_token_id
-    forced = getattr(gen, "forced_bos_token_id", None) if gen is not None else None
-    if forced is None:
-        forced = getattr(config, "forced_bos_token_id", None)
-    eos: set[int] = set()
-    for source in (tokenizer.eos_token_id, getattr(gen, "eos_token_id", None),
-                   config.eos_token_id):
-        if isinstance(source, int):
-            eos.add(source)
-        elif isinstance(source, (list, tuple)):
-            eos.update(int(e) for e in source)
-    sentinel = next_sentinel = None
-    if tokenizer.mask_token_id is None:
-        vocab = tokenizer.get_vocab()
-        sentinel = vocab.get(SENTINEL.format(0))
-        next_sentinel = vocab.get(SENTINEL.format(1))
-    return DecoderLayout(int(start), None if forced is None else int(forced), sentinel,
-                         next_sentinel, frozenset(eos))
+    vocab = tokenizer.get_vocab()
+    return read_layout(fields(module.config), fields(gen) if gen is not None else {},
+                       tokenizer_eos=tokenizer.eos_token_id,
+                       has_mask_token=tokenizer.mask_token_id is not None, token_id=vocab.get)
 
 
 def layout(handle: HFModel) -> DecoderLayout:
@@ -78,25 +50,6 @@ def layout(handle: HFModel) -> DecoderLayout:
 
 def encode(handle: HFModel, prompt: Rendered) -> Encoded:
     return handle.codec.masked(prompt, handle.max_length, n_masks=1)
-
-
-def answer_lead(handle: HFModel, enc: Encoded) -> list[int]:
-    """Decoder ids before the answer's first token (see the module docstring)."""
-    lay = layout(handle)
-    lead = [lay.start]
-    if lay.forced_bos is not None:
-        lead.append(lay.forced_bos)
-    if enc.masks and lay.sentinel is not None:
-        lead.append(lay.sentinel)
-    return lead
-
-
-def enders(handle: HFModel, lead: Sequence[int]) -> set[int]:
-    lay = layout(handle)
-    out = set(lay.eos)
-    if lay.sentinel is not None and lay.sentinel in lead and lay.next_sentinel is not None:
-        out.add(lay.next_sentinel)
-    return out
 
 
 @dataclass
@@ -126,7 +79,7 @@ def run_encoder(handle: HFModel, prompts: Sequence[Rendered]) -> EncodedBatch:
         kwargs["input_ids"] = batch.ids
     with _autocast(handle):
         out = handle.module.get_encoder()(**kwargs)
-    return EncodedBatch(out.last_hidden_state, batch.mask, [answer_lead(handle, e) for e in encoded])
+    return EncodedBatch(out.last_hidden_state, batch.mask, [layout(handle).prefix(e) for e in encoded])
 
 
 def run_decoder(handle: HFModel, encoder_out: Any, encoder_mask: torch.Tensor,
@@ -211,7 +164,7 @@ def generate_ids(handle: HFModel, prompts: Sequence[Rendered], params: Generatio
         groups.setdefault(tuple(lead), []).append(i)
     stops = [s for s in params.stop if s]
     for lead, rows in groups.items():
-        ends = enders(handle, lead)
+        ends = layout(handle).enders(lead)
         encoder_out, encoder_mask = enc.rows(rows)
         feed = torch.tensor([list(lead)] * len(rows), device=handle.device)
         result = run_decoder(handle, encoder_out, encoder_mask, feed, use_cache=True)

@@ -2,13 +2,13 @@
 
 The convention is the hf backend's. Encoder: the core's masked layout with one mask, T5's
 mask being its first sentinel `<extra_id_0>` (inputs end with `</s>`), BART's `<mask>`
-inside `<s> ... </s>`. Decoder: `decoder_start_token_id`, then the forced BOS where the
-model has one (BART's `<s>`), then T5's `<extra_id_0>` when the prompt has a mask, then
-the label word or the generation target. A word's score is the sum of its tokens'
-log-probs after that prefix; a target is trained with EOS appended; generation ends at
-EOS (after T5's sentinel also at `<extra_id_1>`). Soft tokens (prompt tuning, P-tuning)
-sit in the encoder input where the template puts them; the soft overlay is active only
-while the encoder embeds.
+inside `<s> ... </s>`. Decoder: the core's `DecoderLayout` (unified_prompt.seq2seq_layout,
+shared with the hf backend): `decoder_start_token_id`, then the forced BOS where the model
+has one (BART's `<s>`), then T5's `<extra_id_0>` when the prompt has a mask, then the label
+word or the generation target. A word's score is the sum of its tokens' log-probs after
+that prefix; a target is trained with EOS appended; generation ends at EOS (after T5's
+sentinel also at `<extra_id_1>`). Soft tokens (prompt tuning, P-tuning) sit in the encoder
+input where the template puts them; the soft overlay is active only while the encoder embeds.
 
 Generation re-runs the decoder over its whole prefix each step (no key/value cache): the
 numbers are exactly the scoring path's, at a cost that only long outputs notice.
@@ -16,9 +16,8 @@ numbers are exactly the scoring path's, at a cost that only long outputs notice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,73 +28,34 @@ from unified_prompt.decoding import finish
 from unified_prompt.encoding import Encoded, SpecialIds, encode_continuation, encode_masked
 from unified_prompt.errors import CapabilityError
 from unified_prompt.prompts.segments import Rendered
+from unified_prompt.seq2seq_layout import DecoderLayout, read_folder_layout
 from unified_prompt_paddle.forward import cached_encoder, gather_rows, log_softmax, make_batch, soft_offsets
 from unified_prompt_paddle.handle import PaddleModel
 from unified_prompt_paddle.runtime import paddle, to_tensor
 from unified_prompt_paddle.tokenizer import TextTokenizer
 
-SENTINEL = "<extra_id_{}>"
-
 
 @dataclass(frozen=True)
-class Layout:
-    """The ids the encoder-decoder convention needs, read once at load time."""
+class Layout(DecoderLayout):
+    """The core's decoder layout, plus the ids this backend's batching reads."""
 
-    start: int  # decoder_start_token_id
-    forced_bos: int | None  # BART's <s>, the first token its decoder writes
-    sentinel: int | None  # T5's <extra_id_0> (tokenizers without a mask token)
-    next_sentinel: int | None  # <extra_id_1>: where T5 ends the first span
-    eos: frozenset[int]
     pad: int
     encoder_special: SpecialIds  # encode_masked's ids for the encoder input
 
-    def prefix(self, enc: Encoded) -> list[int]:
-        """Decoder ids before the answer's first token."""
-        lead = [self.start]
-        if self.forced_bos is not None:
-            lead.append(self.forced_bos)
-        if enc.masks and self.sentinel is not None:
-            lead.append(self.sentinel)
-        return lead
-
-    def enders(self, prefix: Sequence[int]) -> frozenset[int]:
-        """Tokens that end an answer: EOS, and after T5's first sentinel the next one."""
-        if self.sentinel is not None and self.sentinel in prefix and \
-                self.next_sentinel is not None:
-            return self.eos | {self.next_sentinel}
-        return self.eos
-
 
 def read_layout(folder: Path, hf: dict[str, Any], tokenizer: TextTokenizer) -> Layout:
-    """Decoder start, forced BOS, sentinels and end tokens, as transformers reads them
-    (generation_config.json over config.json)."""
-    gen = json.loads((folder / "generation_config.json").read_text(encoding="utf-8")) \
-        if (folder / "generation_config.json").is_file() else {}
+    """The core's layout from config.json and generation_config.json; the encoder masks
+    with T5's first sentinel where the tokenizer has no mask token."""
     special = tokenizer.special
-    start = hf.get("decoder_start_token_id", gen.get("decoder_start_token_id"))
-    if start is None:
-        start = hf.get("pad_token_id")
-    if start is None:
-        raise CapabilityError(f"{hf.get('model_type')}: config.json has no "
-                              "decoder_start_token_id (nor pad_token_id)")
-    forced = gen.get("forced_bos_token_id", hf.get("forced_bos_token_id"))
-    eos: set[int] = set()
-    for source in (special.eos, gen.get("eos_token_id"), hf.get("eos_token_id")):
-        if isinstance(source, int):
-            eos.add(source)
-        elif isinstance(source, list):
-            eos.update(int(e) for e in source)
-    sentinel = next_sentinel = None
-    mask = special.mask
-    if mask is None:
-        sentinel = tokenizer.backend.token_to_id(SENTINEL.format(0))
-        next_sentinel = tokenizer.backend.token_to_id(SENTINEL.format(1))
-        mask = sentinel
+    core = read_folder_layout(folder, hf, tokenizer_eos=special.eos,
+                              has_mask_token=special.mask is not None,
+                              token_id=tokenizer.backend.token_to_id)
+    mask = special.mask if special.mask is not None else core.sentinel
     encoder = SpecialIds(bos=special.bos, eos=special.eos, pad=special.pad, mask=mask,
                          cls=special.cls if special.cls is not None else special.bos,
                          sep=special.sep if special.sep is not None else special.eos)
-    return Layout(int(start), None if forced is None else int(forced), sentinel, next_sentinel,
-                  frozenset(eos), int(special.pad or 0), encoder)
+    return Layout(**{f.name: getattr(core, f.name) for f in fields(core)},
+                  pad=int(special.pad or 0), encoder_special=encoder)
 
 
 def layout(model: PaddleModel) -> Layout:
