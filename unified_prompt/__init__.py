@@ -6,8 +6,9 @@ the public names below are imported on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from unified_prompt.lazy_exports import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -27,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Backend": "unified_prompt.backend",
     "Capabilities": "unified_prompt.backend",
     "create_backend": "unified_prompt.registry",
-    "available_backends": "unified_prompt.registry",
+    "available_backends": "unified_prompt.registry:available",
     "UnifiedPromptError": "unified_prompt.errors",
     "run_search": "unified_prompt.search.run",
 }
@@ -52,14 +53,7 @@ if TYPE_CHECKING:
     from unified_prompt.search.run import run_search
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unified_prompt' has no attribute {name!r}")
-    attr = "available" if name == "available_backends" else name
-    value = getattr(import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

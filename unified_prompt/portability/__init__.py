@@ -12,8 +12,9 @@ The CLI's `compare` and `matrix` commands are thin layers over these.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from unified_prompt.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "Tolerance": "unified_prompt.portability.compare",
@@ -43,10 +44,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unified_prompt.portability' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

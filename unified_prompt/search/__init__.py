@@ -7,8 +7,9 @@ own distribution), `demos` (which demonstrations to show). Names are imported on
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from unified_prompt.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "run_search": "unified_prompt.search.run",
@@ -30,10 +31,4 @@ if TYPE_CHECKING:
     from unified_prompt.search.strategies import STRATEGIES, strategy_class
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unified_prompt.search' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
