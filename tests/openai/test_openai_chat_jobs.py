@@ -5,7 +5,6 @@ default), after the turns before it; weight 0 turns are context only."""
 from __future__ import annotations
 
 import json
-import time
 
 import openai_testkit as kit
 
@@ -24,15 +23,6 @@ CHATS = [{"messages": [
                   {"role": "assistant", "content": "fine"}]} for i in range(5)]
 
 
-def _wait(client, job_id: str):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.fine_tuning.jobs.retrieve(job_id)
-        if job.status in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
-
 
 def test_a_served_job_trains_every_assistant_turn_as_run_does(server, tmp_path):
     from openai import OpenAI
@@ -46,7 +36,7 @@ def test_a_served_job_trains_every_assistant_turn_as_run_does(server, tmp_path):
     job = c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id, method={
         "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2,
                                                                  "batch_size": 1}}})
-    job = _wait(c, job.id)
+    job = kit.finished_job(c, job.id)
     assert job.status == "succeeded", job.error
     steps = sorted(k.step_number for k in c.fine_tuning.jobs.checkpoints.list(job.id).data)
     assert steps == [expected, 2 * expected]  # one optimizer step per item, per epoch

@@ -87,11 +87,7 @@ def test_every_endpoint_validates_against_the_official_document():
         c.fine_tuning.jobs.pause(job.id)
         assert c.fine_tuning.jobs.retrieve(job.id).status == "paused"
         c.fine_tuning.jobs.resume(job.id)
-        deadline = time.monotonic() + 30
-        while c.fine_tuning.jobs.retrieve(job.id).status not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        done = c.fine_tuning.jobs.retrieve(job.id)
+        done = kit.finished_job(c, job.id, timeout=30)
         assert done.status == "succeeded", done.error
         assert done.fine_tuned_model.startswith("ft:fake-tiny:unified-prompt:tour:")
         listed = c.fine_tuning.jobs.list(metadata={"unified_prompt_run": "tour"}, limit=5)

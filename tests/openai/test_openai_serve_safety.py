@@ -135,23 +135,11 @@ def test_a_failed_job_error_names_no_server_path(tmp_path):
         (tmp_path / "jobs").write_text("not a folder")  # saving the adapter fails
         job = c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id,
                                         hyperparameters={"n_epochs": 1})
-        job = _wait(c, job.id)
+        job = kit.finished_job(c, job.id)
         events = c.fine_tuning.jobs.list_events(job.id).data
     assert job.status == "failed" and job.error.code == "server_error"
     shown = job.error.message + " ".join(e.message for e in events)
     assert str(tmp_path) not in shown and "<server path>" in shown
-
-
-def _wait(client, job_id: str):
-    import time
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job = client.fine_tuning.jobs.retrieve(job_id)
-        if job.status in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_redact_paths_keeps_api_paths():
@@ -204,7 +192,7 @@ def test_in_range_hyperparameters_still_create_a_job(server):
     job = c.fine_tuning.jobs.create(model="fake-tiny", training_file=f.id, method={
         "type": "supervised", "supervised": {"hyperparameters": {
             "n_epochs": 1, "batch_size": 256, "learning_rate_multiplier": 0.01}}})
-    assert _wait(c, job.id).status == "succeeded"
+    assert kit.finished_job(c, job.id).status == "succeeded"
 
 
 @pytest.mark.parametrize("path,body,param", [
@@ -401,7 +389,7 @@ def test_a_restarted_server_keeps_its_files_jobs_and_fine_tuned_models(tmp_path)
         f = c.files.create(file=("train.jsonl", rows), purpose="fine-tune")
         gone = c.files.create(file=("gone.jsonl", rows), purpose="fine-tune")
         c.files.delete(gone.id)
-        done = _wait(c, c.fine_tuning.jobs.create(
+        done = kit.finished_job(c, c.fine_tuning.jobs.create(
             model="fake-tiny", training_file=f.id, suffix="keep",
             hyperparameters={"n_epochs": 1, "batch_size": 4}).id)
         assert done.status == "succeeded"
