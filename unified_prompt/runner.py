@@ -266,9 +266,9 @@ class _Run:
         self.log("start", backend=backend.name, model=spec.backend.model,
                  method=spec.finetune.method, resume=resuming, splits=splits.sizes())
         model = backend.load_model(spec.backend.model)
-        builder.use_model(self.inference, model)
-        for task in self.tasks or ():
-            task.builder.use_model(self.inference, model)
+        # a mixture's tasks render with their own builders (the first task's is `builder`)
+        for task_builder in [t.builder for t in self.tasks] if self.tasks else [builder]:
+            task_builder.use_model(self.inference, model)
         info = backend.model_info(model)
         trainable, train_seconds, training = 0, 0.0, {}
         runs = METHODS[spec.finetune.method].runs
@@ -280,9 +280,7 @@ class _Run:
                 backend, model, builder, splits, resuming)
         elif runs == "hosted":
             model, train_seconds, training = self._train_hosted(backend, builder, splits)
-            builder.use_model(self.inference, model)
-            for task in self.tasks or ():
-                task.builder.use_model(self.inference, model)
+            builder.use_model(self.inference, model)  # mixtures never train hosted
         started = time.perf_counter()
         per_task = None
         if self.tasks is not None:
