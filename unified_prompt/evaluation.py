@@ -167,9 +167,8 @@ class Evaluator:
         metrics, rows, self.details = ner_evaluation(
             examples, [o[0] for o in outputs], list(self.spec.prompt.entity_types or ()),
             metric_names or self.spec.metrics)
-        if self.spec.eval.decoding.n > 1:
-            rows = [{**row, "predictions": o} for row, o in zip(rows, outputs, strict=True)]
-        return metrics, rows
+        return metrics, [{**row, **self._output_fields(o)}
+                         for row, o in zip(rows, outputs, strict=True)]
 
     def evaluate(self, model: Any, examples: Sequence[Example], desc: str = "eval",
                  metric_names: Sequence[str] | None = None
