@@ -159,14 +159,9 @@ class HostEmulator:
             return {"type": "http.request", "body": forwarded, "more_body": False}
 
         async def recording_send(message: dict) -> None:
+            exchange.take_response(message)
             if message["type"] == "http.response.start":
-                exchange.status = seen.status = message["status"]
-                exchange.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                                             for k, v in message.get("headers", [])}
-            elif message["type"] == "http.response.body":
-                exchange.response_body += message.get("body", b"")
-                if not message.get("more_body"):
-                    exchange.complete = True
+                seen.status = message["status"]
             await send(message)
 
         await self.app(inner, inner_receive, recording_send)

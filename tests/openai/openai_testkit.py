@@ -111,6 +111,17 @@ class Exchange:
         self.response_body = b""
         self.complete = False
 
+    def take_response(self, message: dict[str, Any]) -> None:
+        """Keep what an ASGI `send` message carries of the response."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                                     for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            self.response_body += message.get("body", b"")
+            if not message.get("more_body"):
+                self.complete = True
+
 
 class Recorder:
     """ASGI wrapper that keeps every /v1 exchange (request and response, bodies included)."""
@@ -136,14 +147,7 @@ class Recorder:
             return message
 
         async def rec_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                ex.status = message["status"]
-                ex.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                                       for k, v in message.get("headers", [])}
-            elif message["type"] == "http.response.body":
-                ex.response_body += message.get("body", b"")
-                if not message.get("more_body"):
-                    ex.complete = True
+            ex.take_response(message)
             await send(message)
 
         await self.app(scope, receive=rec_receive, send=rec_send)
